@@ -1,0 +1,5 @@
+import sys
+
+from jaxnas.cli import main
+
+sys.exit(main())
