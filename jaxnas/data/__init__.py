@@ -1,0 +1,66 @@
+"""Datasets, augmentation, reference models and the RMI batch selection (DESIGN.md "Data").
+
+Public API::
+
+    from jaxnas.data import (
+        Dataset, DATASETS, load_dataset, load_npz_dataset, load_tfds, load_digits_dataset,
+        default_data_dir, augment_flip_crop, normalise, select_lowest_loss_batch,
+        Reference, pretrained_cifar10_resnet20, load_reference, reference_for_dataset,
+    )
+
+- images are uint8 NHWC, labels int32 (:mod:`jaxnas.data.datasets`);
+- :func:`augment_flip_crop` is jittable and seeded (:mod:`jaxnas.data.augment`);
+- a :class:`Reference` holds a trained network with its own input normalisation
+  (:mod:`jaxnas.data.reference`);
+- :func:`select_lowest_loss_batch` is RMI-NAS's lowest-loss batch (:mod:`jaxnas.data.selection`);
+- :func:`fit_classifier` trains a reference (``jaxnas train-reference``; :mod:`jaxnas.data.train`).
+"""
+
+from jaxnas.data.augment import augment_flip_crop, normalise, random_crop, random_flip
+from jaxnas.data.datasets import (
+    DATASETS,
+    Dataset,
+    default_data_dir,
+    load_dataset,
+    load_digits_dataset,
+    load_npz_dataset,
+    load_npz_split,
+    load_tfds,
+)
+from jaxnas.data.reference import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    REFERENCES,
+    Reference,
+    channel_stats,
+    load_reference,
+    pretrained_cifar10_resnet20,
+    reference_for_dataset,
+    trained_reference_path,
+)
+from jaxnas.data.selection import select_lowest_loss_batch
+
+__all__ = [
+    "DATASETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "REFERENCES",
+    "Dataset",
+    "Reference",
+    "augment_flip_crop",
+    "channel_stats",
+    "default_data_dir",
+    "load_dataset",
+    "load_digits_dataset",
+    "load_npz_dataset",
+    "load_npz_split",
+    "load_reference",
+    "load_tfds",
+    "normalise",
+    "pretrained_cifar10_resnet20",
+    "random_crop",
+    "random_flip",
+    "reference_for_dataset",
+    "select_lowest_loss_batch",
+    "trained_reference_path",
+]
