@@ -52,9 +52,129 @@ def _table_import(args):
     print(f"wrote {out}")
 
 
+# ---------------------------------------------------------------------------- train-reference
+
+
+def _add_train_reference(sub):
+    p = sub.add_parser(
+        "train-reference",
+        help="train a reference (teacher) ResNet for a dataset that has no pretrained one",
+        description="Train a CIFAR ResNet (default ResNet-20) from scratch on a dataset the data "
+                    "layer loads, evaluate it on the test split, and save the weights (.npz, "
+                    "PyTorch state_dict layout) plus a JSON with the dataset, accuracy, input "
+                    "normalisation (training-set mean/std) and settings. Load it with "
+                    "jaxnas.data.load_reference(PATH).")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (scikit-learn, offline; default), cifar10, cifar100 or mnist")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("--out", default=None,
+                   help="output .npz file, or a folder for <dataset>_resnet<depth>.npz "
+                        "(default: <cache dir>/references/); the .json goes next to it")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling, augmentation")
+    p.add_argument("--depth", type=int, default=20, help="CIFAR ResNet depth 6n+2 (default 20)")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    p.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate, cosine decay")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
+    p.add_argument("--augment", default="auto", choices=("auto", "flip-crop", "crop", "none"),
+                   help="training augmentation; auto: flip-crop for CIFAR, crop for MNIST, none for digits")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with local .npz datasets (default $JAXNAS_DATA_DIR)")
+    p.add_argument("--source", default="auto", choices=("auto", "npz", "tfds"),
+                   help="where to read the dataset: local npz if present else tfds (auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_reference)
+
+
+def _train_reference(args):
+    import json
+    import time
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from jaxnas import __version__
+    from jaxnas.data import DATASETS, Reference, channel_stats, load_dataset, trained_reference_path
+    from jaxnas.data.train import TrainSettings, default_augment, fit_classifier
+    from jaxnas.nets.resnet import CifarResNet, state_dict_from_variables
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+    if args.depth < 8 or (args.depth - 2) % 6:
+        raise UsageError(f"--depth must be 6n+2 (20, 32, 44, 56, 110), got {args.depth}")
+    augment = default_augment(args.dataset) if args.augment == "auto" else args.augment
+    try:
+        settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 weight_decay=args.weight_decay, augment=augment,
+                                 pad=2 if args.dataset == "mnist" else 4, seed=args.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    arch = f"resnet{args.depth}"
+    if args.out is None:
+        out = trained_reference_path(args.dataset, arch)
+    else:
+        out = Path(args.out)
+        if out.suffix != ".npz":
+            out = out / f"{args.dataset}_{arch}.npz"
+    ds = load_dataset(args.dataset, root=args.data_dir, source=args.source, seed=args.seed)
+    x_tr, y_tr = ds.split("train")
+    x_te, y_te = ds.split("test")
+    mean, std = channel_stats(x_tr)
+    model = CifarResNet(depth=args.depth, num_classes=ds.num_classes)
+    n_steps = (len(x_tr) // min(settings.batch_size, len(x_tr))) * settings.epochs
+    print(f"training {arch} on {args.dataset} ({ds.source}): {len(x_tr)} train / {len(x_te)} test "
+          f"images {ds.image_shape}, {settings.epochs} epochs, {n_steps} steps, augment={augment}")
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_steps, desc=f"train-reference {args.dataset}", unit="step")
+    t0 = time.perf_counter()
+    try:
+        variables, history = fit_classifier(
+            jax.random.key(args.seed), model, x_tr, y_tr, mean, std, settings,
+            on_step=(lambda i, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}",
+                                                                     refresh=False)))
+            if bar is not None else None,
+            on_epoch=(lambda e, rec: bar.write(f"epoch {e}: loss {rec['loss']:.4f} "
+                                               f"train acc {100 * rec['accuracy']:.2f} %"))
+            if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    train_time = time.perf_counter() - t0
+    ref = Reference(f"{args.dataset}_{arch}", model, variables, mean, std, ds.num_classes)
+    test_acc = ref.accuracy(x_te, y_te)
+    meta = {
+        "name": ref.name,
+        "dataset": args.dataset,
+        "data_source": ds.source,
+        "num_classes": ds.num_classes,
+        "image_shape": list(ds.image_shape),
+        "n_train": int(len(x_tr)),
+        "n_test": int(len(x_te)),
+        "test_accuracy": test_acc,
+        "normalisation": {"mean": list(mean), "std": list(std),
+                          "note": "per-channel statistics of the [0,1]-scaled training images"},
+        "model": {"arch": "cifar_resnet", "depth": args.depth, "widths": list(model.widths),
+                  "num_classes": ds.num_classes, "init_scheme": model.init_scheme,
+                  "layout": "PyTorch state_dict names, conv OIHW (as resnet20_cifar10.npz)"},
+        "settings": {**settings.as_dict(), "schedule": "cosine", "optimizer": "sgd"},
+        "history": history,
+        "train_seconds": round(train_time, 2),
+        "jaxnas_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **state_dict_from_variables(variables, model))
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"test accuracy {100 * test_acc:.2f} % ({len(x_te)} images); trained in {train_time:.1f} s")
+    print(f"wrote {out} and {out.with_suffix('.json').name}")
+
+
 # ---------------------------------------------------------------------------- main
 
-_COMMANDS = [_add_table]
+_COMMANDS = [_add_table, _add_train_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:
