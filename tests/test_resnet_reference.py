@@ -13,6 +13,7 @@ from jaxnas.data import (
     load_dataset,
     load_reference,
     pretrained_cifar10_resnet20,
+    reference_for_dataset,
     select_lowest_loss_batch,
 )
 from jaxnas.nets.resnet import (
@@ -68,8 +69,11 @@ def test_feature_shapes_and_named_loader(ref, cifar_test):
     np.testing.assert_allclose(a, c, atol=1e-5)
     for f, g in zip(ref.features(cifar_test.x_test[:4]), (f1, f2, f3)):
         np.testing.assert_array_equal(f, g)
-    by_name = load_reference("cifar10_resnet20", root=require_data("resnet20_cifar10.npz"))
-    np.testing.assert_allclose(by_name.logits(cifar_test.x_test[:2]), a[:2], atol=1e-6)
+    root = require_data("resnet20_cifar10.npz")
+    for spec in ("cifar10_resnet20", root / "resnet20_cifar10.npz"):
+        other = load_reference(spec, root=root)
+        assert other.mean == ref.mean and other.std == ref.std
+        np.testing.assert_allclose(other.logits(cifar_test.x_test[:2]), a[:2], atol=1e-6)
 
 
 def test_selected_batch_on_real_cifar10_is_confidently_classified(ref):
@@ -166,6 +170,12 @@ def test_loader_errors_are_clear(tmp_path):
     np.savez(tmp_path / "shape.npz", **sd)
     with pytest.raises(ValueError, match="shape.npz.*layer1_0.*conv2.*expected"):
         load_resnet20(tmp_path / "shape.npz")
+    with pytest.raises(ValueError, match="unknown reference 'resnet1000'"):
+        load_reference("resnet1000")
+    with pytest.raises(FileNotFoundError, match="sidecar partial.json"):
+        load_reference(tmp_path / "partial.npz")
+    with pytest.raises(FileNotFoundError, match="train-reference --dataset cifar100"):
+        reference_for_dataset("cifar100", cache=tmp_path)
 
 
 def test_pytorch_default_and_kaiming_initialisation():

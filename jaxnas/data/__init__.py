@@ -6,6 +6,7 @@ Public API::
         Dataset, DATASETS, load_dataset, load_npz_dataset, load_tfds, load_digits_dataset,
         default_data_dir, augment_flip_crop, normalise, select_lowest_loss_batch,
         Reference, pretrained_cifar10_resnet20, load_reference, reference_for_dataset,
+        TrainSettings, fit_classifier,
     )
 
 - images are uint8 NHWC, labels int32 (:mod:`jaxnas.data.datasets`);
@@ -38,18 +39,23 @@ from jaxnas.data.reference import (
     reference_for_dataset,
     trained_reference_path,
 )
-from jaxnas.data.selection import select_lowest_loss_batch
+from jaxnas.data.selection import per_example_cross_entropy, select_lowest_loss_batch
+from jaxnas.data.train import AUGMENTS, TrainSettings, default_augment, fit_classifier
 
 __all__ = [
+    "AUGMENTS",
     "DATASETS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "REFERENCES",
     "Dataset",
     "Reference",
+    "TrainSettings",
     "augment_flip_crop",
     "channel_stats",
+    "default_augment",
     "default_data_dir",
+    "fit_classifier",
     "load_dataset",
     "load_digits_dataset",
     "load_npz_dataset",
@@ -57,6 +63,7 @@ __all__ = [
     "load_reference",
     "load_tfds",
     "normalise",
+    "per_example_cross_entropy",
     "pretrained_cifar10_resnet20",
     "random_crop",
     "random_flip",

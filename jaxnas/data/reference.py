@@ -182,7 +182,9 @@ def _load_trained(path: Path) -> Reference:
             "files from `jaxnas train-reference` come in pairs .npz + .json")
     try:
         meta = json.loads(meta_path.read_text())
-        norm = meta["normalisation"]
+        # jaxnas train-reference writes "normalisation"; the shared resnet20_cifar10.json
+        # spec calls it "input_preprocessing". Both hold per-channel mean/std of [0, 1] input.
+        norm = meta["normalisation"] if "normalisation" in meta else meta["input_preprocessing"]
         mean, std = tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{meta_path}: not a jaxnas reference description ({e})") from e
@@ -225,11 +227,9 @@ def load_reference(spec: str | Path, root: str | Path | None = None) -> Referenc
         p = Path(s)
         if not p.is_file():
             raise FileNotFoundError(f"reference file not found: {p}")
-        if p.with_suffix(".json").is_file():
-            return _load_trained(p)
         if p.name == PRETRAINED_RESNET20_FILE:
             return pretrained_cifar10_resnet20(p)
-        return _load_trained(p)  # raises the sidecar error
+        return _load_trained(p)  # needs the .json sidecar for the normalisation
     raise ValueError(f"unknown reference {s!r}; use one of {sorted(REFERENCES)} or a path to an .npz "
                      "written by `jaxnas train-reference`")
 

@@ -14,7 +14,10 @@ Architecture (``depth = 6n + 2``, ResNet-20 has n = 3 blocks per stage):
   and zero-pad ``planes // 4`` channels on each side; identity otherwise;
 - head: global average pool -> linear(64 -> num_classes).
 
-BatchNorm uses eps 1e-5 and PyTorch momentum 0.1 (flax momentum 0.9). Convolutions pad
+BatchNorm uses eps 1e-5 and PyTorch momentum 0.1 (flax momentum 0.9). In training mode both
+normalise with the biased batch variance; for the *running* variance PyTorch averages the
+unbiased one (x n/(n-1)) and flax the biased one, a difference of 1/(n-1) that only affects
+references trained here (n = batch x H x W, e.g. 1/131071 at layer 1). Convolutions pad
 symmetrically by 1 (as PyTorch does, also at stride 2; flax's ``'SAME'`` would pad (0, 1)).
 
 Initialisation (for training from scratch) is selectable with ``init_scheme``:
