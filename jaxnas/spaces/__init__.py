@@ -1,7 +1,7 @@
 """Search spaces: genomes, decodings, string formats and official index orders."""
 
-from jaxnas.spaces import nb201
+from jaxnas.spaces import darts, nb201
 
-SPACES = {"nb201": nb201}
+SPACES = {"nb201": nb201, "darts": darts}
 
-__all__ = ["nb201", "SPACES"]
+__all__ = ["nb201", "darts", "SPACES"]
