@@ -26,21 +26,60 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_table(sub):
-    p = sub.add_parser("table", help="inspect and import benchmark tables (NB201 accuracy, HW-NAS-Bench)")
-    tsub = p.add_subparsers(dest="table_cmd", required=True, parser_class=_Parser)
-    info = tsub.add_parser("info", help="list the columns of a table and their coverage")
+    p = sub.add_parser(
+        "table",
+        help="inspect and import benchmark tables (NB201 accuracy, HW-NAS-Bench)",
+        description="Inspect NB201 benchmark tables (NAS-Bench-201/NATS accuracies, HW-NAS-Bench "
+                    "device costs) and import them into jaxnas's checksummed .npz cache.",
+    )
+    tsub = p.add_subparsers(dest="table_cmd", required=True, parser_class=_Parser,
+                            metavar="{info,import}")
+    info = tsub.add_parser(
+        "info",
+        help="list the columns of a table and their coverage",
+        description="Print every column with its number of known (non-NaN) architectures, "
+                    "min, max, unit and source file, then which of the six HW-NAS-Bench devices "
+                    "the table has per dataset. Without PATH: the folder $JAXNAS_DATA_DIR plus "
+                    "the tables imported into the jaxnas cache.",
+    )
     info.add_argument("path", nargs="?", default=None,
-                      help="a table file or a folder of them (default: $JAXNAS_DATA_DIR)")
+                      help="a table file (.csv, .csv.gz, .pickle, .npz) or a folder of them "
+                           "(default: $JAXNAS_DATA_DIR and imported tables)")
     info.set_defaults(func=_table_info)
-    imp = tsub.add_parser("import", help="import an official or CSV table into jaxnas's checksummed .npz cache")
-    imp.add_argument("path", help="HW-NAS-Bench-v1_0.pickle, a CSV with arch_index or arch_str, or a folder")
-    imp.add_argument("--out", default=None, help="output .npz (default: <cache dir>/tables/<name>.npz)")
+    imp = tsub.add_parser(
+        "import",
+        help="import an official or CSV table into jaxnas's checksummed .npz cache",
+        description="Read HW-NAS-Bench-v1_0.pickle (restricted unpickler), a CSV with an "
+                    "arch_index or arch_str column, a jaxnas .npz, or a folder of them, and write "
+                    "one checksummed .npz table (atomically: nothing is half-written). Tables in "
+                    "the default output folder are loaded by `jaxnas table info` and "
+                    "jaxnas.bench.load_table() without a path.",
+    )
+    imp.add_argument("path", help="HW-NAS-Bench-v1_0.pickle, a CSV with arch_index or arch_str, "
+                                  "a .npz table, or a folder")
+    imp.add_argument("--out", default=None,
+                     help="output .npz file (default: <cache dir>/tables/<name>.npz)")
     imp.set_defaults(func=_table_import)
+
+
+def _check_table_path(path: str | None) -> None:
+    """Unsupported file types are usage errors (exit 2); missing/corrupt files exit 1."""
+    from pathlib import Path
+
+    from jaxnas.bench import SUPPORTED_SUFFIXES
+
+    if path is None or Path(path).is_dir() or not Path(path).exists():
+        return
+    if not Path(path).name.lower().endswith(SUPPORTED_SUFFIXES):
+        raise UsageError(
+            f"unsupported table file {path!r}; expected {', '.join(SUPPORTED_SUFFIXES)} or a folder"
+        )
 
 
 def _table_info(args):
     from jaxnas.bench import load_table
 
+    _check_table_path(args.path)
     table = load_table(args.path)
     print(table.describe())
 
@@ -48,6 +87,9 @@ def _table_info(args):
 def _table_import(args):
     from jaxnas.bench import import_table
 
+    _check_table_path(args.path)
+    if args.out is not None and not args.out.lower().endswith(".npz"):
+        raise UsageError(f"--out must name a .npz file, got {args.out!r}")
     out = import_table(args.path, args.out)
     print(f"wrote {out}")
 
