@@ -264,6 +264,18 @@ def test_pickle_with_numpy_scalars_and_folder_merge(tmp_path):
     assert merged.devices("cifar100") == HW_DEVICES
 
 
+def test_pickle_numpy_arrays_allowed_only_when_numeric(tmp_path):
+    p = tmp_path / "HW-NAS-Bench-v1_0.pickle"
+    vals = np.linspace(1.0, 2.0, 15625)
+    with open(p, "wb") as f:
+        pickle.dump({"nasbench201": {"cifar10": {"fpga_energy": vals}}}, f)
+    np.testing.assert_array_equal(load_table(p).numpy("cifar10_fpga_energy"), vals.astype(np.float32))
+    with open(p, "wb") as f:
+        pickle.dump({"nasbench201": {"cifar10": {"fpga_energy": np.array([1.0, "x"], object)}}}, f)
+    with pytest.raises(TableFileError, match="non-numeric numpy dtype"):
+        load_table(p)
+
+
 def test_pickle_restricted_unpickler_refuses_code(tmp_path):
     marker = tmp_path / "pwned"
 
