@@ -214,9 +214,50 @@ def _train_reference(args):
     print(f"wrote {out} and {out.with_suffix('.json').name}")
 
 
+# ---------------------------------------------------------------------------- quickstart
+
+
+def _add_quickstart(sub):
+    from jaxnas.quickstart import QuickstartConfig
+
+    d = QuickstartConfig()
+    p = sub.add_parser(
+        "quickstart",
+        help="the main job: MO-HDNAS on real data (digits) and real local latency, offline",
+        description="Run MO-HDNAS (NSGA-II over RMI similarity to a reference network, latency "
+                    "on this machine and latency diversity) on NAS-Bench-201 networks scaled to "
+                    "scikit-learn's bundled 8x8 digits. Needs no download and no GPU. Writes "
+                    "pareto.json, pareto.csv, pareto.png and run.json to --out.")
+    p.add_argument("--generations", type=int, default=d.generations,
+                   help=f"NSGA-II generations after the initial population (default {d.generations})")
+    p.add_argument("--population", type=int, default=d.population,
+                   help=f"population size, at least 4 (default {d.population})")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of everything: data split, reference, batch, search (default 0)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default ./jaxnas-runs/quickstart-<timestamp>)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="use analytic FLOPs as the hardware cost instead of measuring latency")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help=f"RMI training steps whose loss is the score (default {d.steps}; paper 150)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_quickstart)
+
+
+def _quickstart(args):
+    from jaxnas.quickstart import QuickstartConfig, run
+
+    try:
+        cfg = QuickstartConfig(generations=args.generations, population=args.population,
+                               seed=args.seed, measure=not args.no_measure, steps=args.steps)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    run(cfg, out=args.out, progress=not args.no_progress)
+
+
 # ---------------------------------------------------------------------------- main
 
-_COMMANDS = [_add_table, _add_train_reference]
+_COMMANDS = [_add_quickstart, _add_table, _add_train_reference]
 
 
 def build_parser() -> argparse.ArgumentParser:
