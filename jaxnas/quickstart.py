@@ -38,14 +38,14 @@ from jaxnas.spaces import nb201
 class QuickstartConfig:
     """Every setting of a quickstart run (all written to ``run.json``)."""
 
-    generations: int = 10
-    population: int = 16
+    generations: int = 12
+    population: int = 20
     seed: int = 0
     measure: bool = True  # measured local latency; False: analytic FLOPs
     # candidates (NB201 TinyNetwork scaled to 8x8 digits)
     C: int = 8
     N: int = 1
-    steps: int = 40  # RMI forward index whose loss is the score (paper: 150)
+    steps: int = 50  # RMI forward index whose loss is the score (paper: 150)
     batch_size: int = 32
     pool_factor: int = 16
     # reference
