@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxnas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into status 1
         if args.debug:
             raise
