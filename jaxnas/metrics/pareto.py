@@ -20,6 +20,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxnas.metrics import _sort
+
 
 def clean_fitness(F: jax.Array) -> jax.Array:
     """NaN -> +inf (DESIGN.md convention 2); float32 for float inputs."""
@@ -107,27 +109,58 @@ def crowding_distance(F: jax.Array, rank: jax.Array | None = None) -> jax.Array:
         rank = jnp.zeros((n,), jnp.int32)
     rank = rank.astype(jnp.int32)
     nseg = n + 1  # ranks are in 0..n (n = unranked sentinel)
-    front_size = jax.ops.segment_sum(jnp.ones((n,), jnp.int32), rank, num_segments=nseg)
+
+    if n <= _sort.SMALL:
+        return _crowding_pairwise(F, rank)
+    ones = jnp.ones((n,), jnp.int32)
+    front_size = jax.ops.segment_sum(ones, rank, num_segments=nseg)[rank]
 
     def one_objective(f):
-        # lexicographic (rank, f, original index) order from two stable sorts
-        o1 = jnp.argsort(f, stable=True)
-        order = o1[jnp.argsort(rank[o1], stable=True)]
+        order = jnp.lexsort((f, rank))  # stable: (rank, f, original index)
         fs, rs = f[order], rank[order]
         same_prev = jnp.concatenate([jnp.array([False]), rs[1:] == rs[:-1]])
         same_next = jnp.concatenate([rs[1:] == rs[:-1], jnp.array([False])])
         prev_f = jnp.concatenate([fs[:1], fs[:-1]])
         next_f = jnp.concatenate([fs[1:], fs[-1:]])
-        # pymoo pads with -inf / +inf, so boundary gaps are f - (-inf) and inf - f
-        d_last = jnp.where(same_prev, fs - prev_f, fs + jnp.inf)
-        d_next = jnp.where(same_next, next_f - fs, jnp.inf - fs)
-        fmax = jax.ops.segment_max(f, rank, num_segments=nseg)
-        fmin = jax.ops.segment_min(f, rank, num_segments=nseg)
-        norm = (fmax - fmin)[rs]
-        norm = jnp.where(norm == 0, jnp.nan, norm)
-        a, b = d_last / norm, d_next / norm
-        share = jnp.where(jnp.isnan(a), 0.0, a) + jnp.where(jnp.isnan(b), 0.0, b)
+        fmax = jax.ops.segment_max(f, rank, num_segments=nseg)[rs]
+        fmin = jax.ops.segment_min(f, rank, num_segments=nseg)[rs]
+        share = _share(fs, jnp.where(same_prev, prev_f, -jnp.inf),
+                       jnp.where(same_next, next_f, jnp.inf), fmax - fmin)
         return jnp.zeros((n,), jnp.float32).at[order].set(share)
 
     cd = jnp.sum(jax.vmap(one_objective, in_axes=1, out_axes=1)(F), axis=1) / m
-    return jnp.where(front_size[rank] <= 2, jnp.inf, cd).astype(jnp.float32)
+    return jnp.where(front_size <= 2, jnp.inf, cd).astype(jnp.float32)
+
+
+def _share(f, prev_f, next_f, norm):
+    """One objective's crowding share, pymoo arithmetic: the boundary neighbours are
+    -inf / +inf, a zero range becomes NaN, and every NaN quotient counts as 0."""
+    norm = jnp.where(norm == 0, jnp.nan, norm)
+    a, b = (f - prev_f) / norm, (next_f - f) / norm
+    return jnp.where(jnp.isnan(a), 0.0, a) + jnp.where(jnp.isnan(b), 0.0, b)
+
+
+def _crowding_pairwise(F, rank):
+    """Crowding for small N without XLA's sort: each point's position in the stable
+    (rank, f, index) order comes from counting (one ``(N, N)`` compare), the front's first
+    and last positions from cumulative max/min scans. Same numbers as the sorted version."""
+    n, m = F.shape
+    ar = jnp.arange(n, dtype=jnp.int32)
+
+    def one_objective(f):
+        pos = _sort.positions(rank, f)
+        order = jnp.zeros((n,), jnp.int32).at[pos].set(ar)
+        fs, rs = f[order], rank[order]
+        start = jnp.concatenate([jnp.array([True]), rs[1:] != rs[:-1]])
+        end = jnp.concatenate([rs[1:] != rs[:-1], jnp.array([True])])
+        # running max/min by associative scans (XLA:CPU lowers cummax to an O(N^2) window)
+        first = jax.lax.associative_scan(jnp.maximum, jnp.where(start, ar, 0))
+        last = jax.lax.associative_scan(jnp.minimum, jnp.where(end, ar, n - 1), reverse=True)
+        prev_f = jnp.where(start, -jnp.inf, jnp.concatenate([fs[:1], fs[:-1]]))
+        next_f = jnp.where(end, jnp.inf, jnp.concatenate([fs[1:], fs[-1:]]))
+        share = _share(fs, prev_f, next_f, fs[last] - fs[first])
+        return share[pos], (last - first + 1)[pos]
+
+    shares, sizes = zip(*(one_objective(F[:, k]) for k in range(m)))
+    cd = sum(shares) / m
+    return jnp.where(sizes[0] <= 2, jnp.inf, cd).astype(jnp.float32)

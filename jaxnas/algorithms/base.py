@@ -1,0 +1,199 @@
+"""Shared pieces of the ask/tell algorithms: duplicate filtering, a fixed-size archive and
+two drivers (one compiled scan for traceable fitness, one Python loop for the rest).
+
+Signatures follow DESIGN.md convention 2::
+
+    init(key, population, fitness, params) -> state      # population-based (GA, NSGA2)
+    init(key, params) -> state                            # distribution-based (CMAES)
+    ask(key, state, params) -> (population, state)
+    tell(key, population, fitness, state, params) -> (state, metrics)
+
+``key`` comes first and is never stored; fitness is minimised; NaN becomes ``+inf``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxnas.metrics import _sort
+
+
+def clean(fitness: jax.Array) -> jax.Array:
+    """float32, NaN -> +inf (DESIGN.md convention 2)."""
+    f = jnp.asarray(fitness, jnp.float32)
+    return jnp.where(jnp.isnan(f), jnp.inf, f)
+
+
+def _flat(x):
+    return x.reshape(x.shape[0], -1)
+
+
+_BITMAP_MAX = 1 << 22
+
+
+def _first_occurrence(keys: tuple[jax.Array, ...], start: int) -> jax.Array:
+    """bool ``(n - start,)``: row i (i >= start) has no equal-key row before it."""
+    n = keys[0].shape[0]
+    if n <= _sort.SMALL:
+        eq = jnp.ones((n - start, n), bool)
+        for k in keys:
+            eq = eq & (k[start:, None] == k[None, :])
+        earlier = jnp.arange(n)[None, :] < jnp.arange(start, n)[:, None]
+        return ~jnp.any(eq & earlier, axis=1)
+    order = jnp.lexsort(tuple(reversed(keys)))  # stable: equal keys keep index order
+    same = jnp.ones((n - 1,), bool)
+    for k in keys:
+        sk = k[order]
+        same = same & (sk[1:] == sk[:-1])
+    first = jnp.concatenate([jnp.array([True]), ~same])
+    return jnp.zeros((n,), bool).at[order].set(first)[start:]
+
+
+def unique_mask(encoding, existing: jax.Array, candidates: jax.Array) -> jax.Array:
+    """bool ``(C,)``: candidate i equals no ``existing`` genome and no earlier candidate.
+
+    Categorical genomes compare one integer key each (NB201: the base-5 code). Float
+    genomes compare two 32-bit hashes of their bits (pymoo's default elimination compares
+    X exactly; two different rows colliding on both hashes, about 2^-64 per pair, would be
+    taken for duplicates).
+    """
+    ke, kc = encoding.dedup_key(existing), encoding.dedup_key(candidates)
+    p = existing.shape[0]
+    if ke is not None:
+        keys = jnp.concatenate([ke, kc])
+        space = getattr(encoding, "key_space", None)
+        if space is not None and space <= _BITMAP_MAX:
+            # O(N): scatter-min every element's index into a table over the key space
+            n = keys.shape[0]
+            first = jnp.full((space,), n, jnp.int32).at[keys].min(jnp.arange(n, dtype=jnp.int32))
+            return first[kc] == jnp.arange(p, n, dtype=jnp.int32)
+        return _first_occurrence((keys,), p)
+    allx = jnp.concatenate([_flat(existing), _flat(candidates)], axis=0)
+    return _first_occurrence(_row_hashes(allx), p)
+
+
+def _row_hashes(x):
+    """Two uint32 multiplicative hashes of each row's bit pattern."""
+    d = x.shape[1]
+    u = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    i = jnp.arange(d, dtype=jnp.uint32)
+    m1 = (i * jnp.uint32(0x9E3779B1) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
+    m2 = (i * jnp.uint32(0xC2B2AE3D) + jnp.uint32(0x27D4EB2F)) | jnp.uint32(1)
+    h1 = jnp.sum(u * m1, axis=1, dtype=jnp.uint32)
+    h2 = jnp.sum((u ^ (u >> 15)) * m2, axis=1, dtype=jnp.uint32)
+    return h1, h2
+
+
+def pick_unique(encoding, existing, candidates, n: int):
+    """The first ``n`` unique candidates (pool order). Returns ``(chosen, valid)``:
+    ``chosen`` ``(n, *genome)``; ``valid`` bool ``(n,)`` is False for slots that had to be
+    filled with duplicates because the pool ran out."""
+    u = unique_mask(encoding, existing, candidates)
+    n_unique = jnp.sum(u)
+    cs = jax.lax.associative_scan(jnp.add, u.astype(jnp.int32))  # cumsum without reduce-window
+    ar = jnp.arange(u.shape[0], dtype=jnp.int32)
+    pos = jnp.where(u, cs - 1, n_unique + ar - cs)
+    c = candidates.shape[0]
+    idx = jnp.zeros((c,), jnp.int32).at[pos].set(jnp.arange(c, dtype=jnp.int32))[:n]
+    return candidates[idx], u[idx]
+
+
+# ---------------------------------------------------------------------------- archive
+
+
+@struct.dataclass
+class Archive:
+    """Fixed-capacity set of items (ring buffer once full). ``items``: ``(A, *item)``."""
+
+    items: jax.Array
+    valid: jax.Array
+    ptr: jax.Array
+
+    @classmethod
+    def create(cls, capacity: int, item_shape, dtype) -> "Archive":
+        return cls(
+            jnp.zeros((capacity, *item_shape), dtype),
+            jnp.zeros((capacity,), bool),
+            jnp.int32(0),
+        )
+
+    def insert(self, new: jax.Array, mask: jax.Array) -> "Archive":
+        """Append rows of ``new`` where ``mask`` is set and the row is not already stored
+        (nor repeated earlier in ``new``). When full, the oldest entries are overwritten."""
+        cap = self.items.shape[0]
+        if cap == 0:
+            return self
+        fn, fa = _flat(new), _flat(self.items)
+        in_arch = jnp.any(jnp.all(fn[:, None] == fa[None], -1) & self.valid[None], axis=1)
+        c = fn.shape[0]
+        same = jnp.all(fn[:, None] == fn[None], -1) & jnp.tril(jnp.ones((c, c), bool), k=-1)
+        rep = jnp.any(same & mask[None, :], axis=1)
+        add = mask & ~in_arch & ~rep
+        slot = (self.ptr + jnp.cumsum(add) - 1) % cap
+        slot = jnp.where(add, slot, cap)  # out of range: dropped
+        items = self.items.at[slot].set(new, mode="drop")
+        valid = self.valid.at[slot].set(True, mode="drop")
+        return Archive(items, valid, (self.ptr + jnp.sum(add)) % cap)
+
+
+# ---------------------------------------------------------------------------- drivers
+
+
+def is_population_based(algo) -> bool:
+    return hasattr(algo, "sample")
+
+
+def run_compiled(algo, params, fitness_fn: Callable, key: jax.Array, num_generations: int):
+    """Whole search as one traceable function (wrap it in ``jit``/``vmap``).
+
+    ``fitness_fn(key, architectures) -> (P,)`` or ``(P, M)`` must be traceable. The
+    initial population counts as generation 0, then ``num_generations`` ask/tell steps.
+    Returns ``(state, metrics)`` with metrics stacked over generations.
+    """
+    k_init, k_eval, k_loop = jax.random.split(key, 3)
+    if is_population_based(algo):
+        pop0 = algo.sample(k_init)
+        f0 = fitness_fn(k_eval, algo.decode(pop0))
+        state = algo.init(k_init, pop0, f0, params)
+    else:
+        state = algo.init(k_init, params)
+
+    def step(state, k):
+        ka, ke, kt = jax.random.split(k, 3)
+        pop, state = algo.ask(ka, state, params)
+        fit = fitness_fn(ke, algo.decode(pop))
+        return algo.tell(kt, pop, fit, state, params)
+
+    return jax.lax.scan(step, state, jax.random.split(k_loop, num_generations))
+
+
+def run_loop(algo, params, fitness_fn: Callable, key: jax.Array, num_generations: int,
+             callback: Callable | None = None):
+    """The same search as :func:`run_compiled`, as a Python loop for estimators that are
+    not traceable: ``ask`` (jitted) -> ``fitness_fn`` (any Python) -> ``tell`` (jitted).
+    Same key schedule, so a traceable ``fitness_fn`` gives identical results both ways.
+    ``callback(generation, state, metrics)`` is called after every tell.
+    """
+    ask, tell = jax.jit(algo.ask), jax.jit(algo.tell)
+    k_init, k_eval, k_loop = jax.random.split(key, 3)
+    if is_population_based(algo):
+        pop0 = jax.jit(algo.sample)(k_init)
+        f0 = fitness_fn(k_eval, algo.decode(pop0))
+        state = jax.jit(algo.init)(k_init, pop0, jnp.asarray(f0), params)
+    else:
+        state = jax.jit(algo.init)(k_init, params)
+    history = []
+    for g, k in enumerate(jax.random.split(k_loop, num_generations)):
+        ka, ke, kt = jax.random.split(k, 3)
+        pop, state = ask(ka, state, params)
+        fit = fitness_fn(ke, algo.decode(pop))
+        state, metrics = tell(kt, pop, jnp.asarray(fit), state, params)
+        history.append(metrics)
+        if callback is not None:
+            callback(g, state, metrics)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *history) if history else {}
+    return state, stacked

@@ -1,0 +1,116 @@
+"""The EvNAS / pEvoNAS genetic algorithm (METHODS.md 0.3), single objective, minimised.
+
+One generation (``evolve = mutate(crossover(pop))`` in the authors' ``ga.py``):
+
+1. sort the population by fitness (best first);
+2. copy the ``num_elites`` best unchanged;
+3. fill the rest with children: each parent is the winner of its own tournament of
+   ``tournament_size`` members drawn without replacement; the child takes each gene
+   (edge, or α edge-row) from the first parent with probability ``swap`` = 0.5, else
+   from the second (:func:`~jaxnas.algorithms.operators.uniform_crossover`);
+4. every non-elite child has each gene redrawn with probability ``mutation rate``
+   (:func:`~jaxnas.algorithms.operators.resample_mutation`).
+
+``ask`` returns the whole next population (elites first); ``tell`` stores it with its
+fitness. As in EvNAS, elites are scored again each generation (free for table estimators,
+and what a shared supernet that keeps training needs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxnas.algorithms import _rng
+from jaxnas.algorithms import operators as ops
+from jaxnas.algorithms.base import clean
+
+
+@struct.dataclass
+class GAParams:
+    tournament_size: jax.Array
+    crossover: dict
+    mutation: dict
+
+
+@struct.dataclass
+class GAState:
+    population: jax.Array  # (P, *genome)
+    fitness: jax.Array  # (P,) float32, cleaned
+    best_genome: jax.Array  # (*genome,) best ever with finite fitness
+    best_fitness: jax.Array  # scalar, +inf until something finite is seen
+    generation: jax.Array
+    num_evaluations: jax.Array
+
+
+@dataclass(frozen=True)
+class GA:
+    """EvNAS GA. Static: ``encoding``, ``pop_size``, ``num_elites`` (1 in EvNAS).
+    ``default_params(tournament_size=10, mutation_rate=0.1)``: EvNAS S1/S2 values."""
+
+    encoding: Any
+    pop_size: int = 50
+    num_elites: int = 1
+    crossover: Any = None
+    mutation: Any = None
+
+    def __post_init__(self):
+        if not 0 <= self.num_elites < self.pop_size:
+            raise ValueError(f"num_elites must be in [0, pop_size), got {self.num_elites}")
+        if self.crossover is None:
+            object.__setattr__(self, "crossover", ops.uniform_crossover())
+        if self.mutation is None:
+            object.__setattr__(self, "mutation", ops.resample_mutation(self.encoding))
+
+    def default_params(self, tournament_size: int = 10, mutation_rate: float = 0.1) -> GAParams:
+        mut = dict(self.mutation.default_params())
+        if "rate" in mut:
+            mut["rate"] = jnp.float32(mutation_rate)
+        return GAParams(jnp.int32(tournament_size), self.crossover.default_params(), mut)
+
+    def sample(self, key):
+        return self.encoding.sample(key, self.pop_size)
+
+    def decode(self, population):
+        return self.encoding.decode(population)
+
+    def _best(self, population, fitness, best_genome, best_fitness):
+        i = jnp.argmin(fitness)
+        better = fitness[i] < best_fitness  # inf never beats inf: NaN/inf never enter
+        return (
+            jnp.where(better, population[i], best_genome),
+            jnp.where(better, fitness[i], best_fitness),
+        )
+
+    def init(self, key, population, fitness, params: GAParams) -> GAState:
+        f = clean(fitness)
+        bg, bf = self._best(population, f, jnp.zeros_like(population[0]), jnp.float32(jnp.inf))
+        return GAState(population, f, bg, bf, jnp.int32(0), jnp.int32(population.shape[0]))
+
+    def ask(self, key, state: GAState, params: GAParams):
+        k1, k2, k3, k4 = _rng.split(key, 4)
+        order = jnp.argsort(state.fitness, stable=True)
+        pop, fit = state.population[order], state.fitness[order]
+        n_child = self.pop_size - self.num_elites
+        ts = jnp.clip(params.tournament_size, 1, self.pop_size)
+        pa = ops.tournament_without_replacement(k1, fit, n_child, ts)
+        pb = ops.tournament_without_replacement(k2, fit, n_child, ts)
+        child, _ = self.crossover(k3, pop[pa], pop[pb], params.crossover)
+        child = self.mutation(k4, child, params.mutation)
+        return jnp.concatenate([pop[: self.num_elites], child], axis=0), state
+
+    def tell(self, key, population, fitness, state: GAState, params: GAParams):
+        f = clean(fitness)
+        bg, bf = self._best(population, f, state.best_genome, state.best_fitness)
+        new = GAState(population, f, bg, bf, state.generation + 1,
+                      state.num_evaluations + population.shape[0])
+        finite = jnp.isfinite(f)
+        metrics = {
+            "best_fitness": bf,
+            "mean_fitness": jnp.sum(jnp.where(finite, f, 0.0)) / jnp.maximum(jnp.sum(finite), 1),
+        }
+        return new, metrics
