@@ -257,7 +257,92 @@ def _quickstart(args):
 
 # ---------------------------------------------------------------------------- main
 
-_COMMANDS = [_add_quickstart, _add_table, _add_train_reference]
+# ---------------------------------------------------------------------------- search / report
+
+_SEARCH_METHODS = ("hw_evrsnas", "mo_hdnas")
+
+
+def _add_search(sub):
+    p = sub.add_parser(
+        "search",
+        help="run a hardware-aware search method over its results grid (devices x seeds x constraints)",
+        description="Run METHOD over every HW-NAS-Bench device in the table x seeds "
+        "(x constraints for hw_evrsnas), with random search at the same budget, print the "
+        "results table and write result.json, cells.csv, summary.csv and summary.md.",
+    )
+    p.add_argument("method", help=f"one of: {', '.join(_SEARCH_METHODS)}")
+    p.add_argument("--config", required=True,
+                   help="TOML file of method settings (see configs/*.toml; unknown keys are errors)")
+    p.add_argument("--out", default=None, help="output folder (default: jaxnas-runs/<method>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="if --out already holds a finished result.json, print it instead of rerunning "
+                   "(a grid runs as one compiled call, so there is no partial state to resume)")
+    p.set_defaults(func=_search)
+
+
+def _read_toml(path: str) -> dict:
+    import tomllib
+    from pathlib import Path
+
+    f = Path(path)
+    if not f.is_file():
+        raise UsageError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(f.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: invalid TOML: {e}") from e
+    return data
+
+
+def _search(args):
+    from jaxnas import runs
+
+    if args.method not in _SEARCH_METHODS:
+        raise UsageError(f"unknown method {args.method!r}; known: {', '.join(_SEARCH_METHODS)}")
+    cfg = _read_toml(args.config)
+    if "method" in cfg:
+        m = cfg.pop("method")
+        if m != args.method:
+            raise UsageError(f"{args.config} is a config for {m!r}, not {args.method!r}")
+    out = runs.default_out_dir(args.method) if args.out is None else args.out
+    if args.resume:
+        try:
+            data = runs.load_result(out)
+        except (FileNotFoundError, ValueError):
+            data = None
+        if data is not None and data["method"] == args.method:
+            print(runs.describe(data))
+            print(f"(existing result in {out}; nothing rerun)")
+            return
+    from jaxnas import methods
+
+    try:
+        result = methods.run(args.method, cfg, progress=True)
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0]) from e
+    paths = runs.write_result(result, out)
+    print()
+    print(runs.describe(result))
+    print(f"\nwrote {paths['json']}, {paths['cells']}, {paths['summary_csv']}, {paths['summary_md']}")
+
+
+def _add_report(sub):
+    p = sub.add_parser("report", help="print the results table of a finished search run")
+    p.add_argument("dir", help="a run folder written by `jaxnas search` (or its result.json)")
+    p.set_defaults(func=_report)
+
+
+def _report(args):
+    from jaxnas import runs
+
+    try:
+        data = runs.load_result(args.dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from e
+    print(runs.describe(data))
+
+
+_COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
