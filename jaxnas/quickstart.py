@@ -29,9 +29,13 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.spaces import nb201
+
+#: Constraints reported per run: these quantiles of the cost over the whole space.
+CONSTRAINT_QUANTILES = (0.25, 0.5, 0.75)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +118,18 @@ def prepare_reference(cfg: QuickstartConfig, log=_log):
     return x, y, feats, info
 
 
+class _ValuesCost:
+    """A cost given by its value for every architecture (official order); a gather."""
+
+    traceable = True
+
+    def __init__(self, values):
+        self.values = jnp.asarray(values, jnp.float32)
+
+    def __call__(self, codes):
+        return self.values[nb201.index_jax(jnp.asarray(codes))]
+
+
 def prepare_cost(cfg: QuickstartConfig, cache_dir=None, log=_log):
     """The hardware cost: a measured local latency table, or analytic FLOPs."""
     from jaxnas.costs.latency import LatencySpec, load_or_measure, validate
@@ -121,9 +137,8 @@ def prepare_cost(cfg: QuickstartConfig, cache_dir=None, log=_log):
     if not cfg.measure:
         from jaxnas.costs import flops_params
 
-        def flops(codes):
-            return flops_params(codes, C=cfg.C, N=cfg.N, num_classes=10, image_size=8)[0]
-
+        flops = _ValuesCost(flops_params(nb201.ARCHS, C=cfg.C, N=cfg.N, num_classes=10,
+                                         image_size=8)[0])
         log("cost: analytic FLOPs (M) of the 8x8 network (--no-measure)")
         return flops, {"cost": "flops", "unit": "MFLOPs"}, "MFLOPs"
     spec = LatencySpec(C=cfg.C, N=cfg.N, image_size=8, in_channels=3, num_classes=10,
@@ -147,60 +162,72 @@ def prepare_cost(cfg: QuickstartConfig, cache_dir=None, log=_log):
 
 
 class _CachedFitness:
-    """``(key, archs) -> (P, 2)`` [RMI score, cost], evaluating each genotype once.
+    """``(key, archs) -> (P,)`` RMI scores, training each genotype once.
 
     The architecture-fitness cache of CMANAS: a genotype seen before (in any generation) is
-    looked up, not retrained. New genotypes of one call are scored together.
+    looked up, not retrained. The new genotypes of one call are scored together.
     """
 
-    def __init__(self, estimator, cost):
-        self.estimator, self.cost = estimator, cost
+    def __init__(self, estimator):
+        self.estimator = estimator
         self.scores: dict[int, float] = {}
         self.evaluations = 0
 
     def __call__(self, key, archs):
-        archs = np.asarray(archs)
-        idx = np.asarray(nb201.index(archs)).reshape(-1)
+        idx = np.asarray(nb201.index(np.asarray(archs))).reshape(-1)
         new = [i for i in dict.fromkeys(idx.tolist()) if i not in self.scores]
         if new:
             s = np.asarray(self.estimator.evaluate(key, nb201.from_index(np.asarray(new))))
             self.scores.update(zip(new, s.tolist()))
             self.evaluations += len(new)
-        score = np.array([self.scores[i] for i in idx], np.float32)
-        cost = np.asarray(self.cost(archs), np.float32)
-        return np.stack([score, cost], axis=1)
+        return np.array([self.scores[i] for i in idx], np.float32)
 
 
 def search(cfg: QuickstartConfig, estimator, cost, progress: bool = True):
-    """MO-HDNAS (METHODS.md 6): NSGA-II over [RMI score, cost, -chi] on NB201 genomes.
+    """MO-HDNAS (:mod:`jaxnas.methods.mo_hdnas`, METHODS.md 6) with its default operators:
+    NSGA-II over [RMI score, cost, -chi].
 
-    Returns ``(final_population (P, 6), fitness (P, 3), fitness_fn)``.
+    Args:
+        cost: a cost object whose ``values`` hold the cost of all 15,625 architectures.
+    Returns:
+        ``(final_population codes (P, 6), objectives (P, 3), fitness_fn)``.
     """
-    from jaxnas.algorithms import NSGA2, CostDiversity, nb201_categorical, run_loop
+    from jaxnas.methods import mo_hdnas
+    from jaxnas.methods.common import drive
 
-    algo = NSGA2(nb201_categorical(), pop_size=cfg.population, num_objectives=2,
-                 extra=CostDiversity(cost_column=1), extra_update="merged")
-    params = algo.default_params()
-    params = params.replace(extra={**params.extra, "k": np.int32(cfg.k)})
-    fitness = _CachedFitness(estimator, cost)
+    mcfg = mo_hdnas.Config(population=cfg.population, generations=cfg.generations, chi_k=cfg.k)
+    mcfg.validate()
+    srch = mo_hdnas.make_search(mcfg)
+    costs = jnp.asarray(cost.values, jnp.float32)
+    data = {"cost": costs, "T": jnp.quantile(costs, jnp.asarray(CONSTRAINT_QUANTILES))}
+    fitness = _CachedFitness(estimator)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.generations, desc="MO-HDNAS", unit="gen")
 
-    def callback(g, state, metrics):
+    def callback(g, state):
         if bar is not None:
             bar.set_postfix(evaluations=fitness.evaluations, refresh=False)
             bar.update(1)
 
     try:
-        state, _ = run_loop(algo, params, fitness, jax.random.key(cfg.seed), cfg.generations,
-                            callback=callback)
+        state = drive(srch, fitness, jax.random.key(cfg.seed), data, srch.default_params(mcfg),
+                      traceable=False, callback=callback)
     finally:
         if bar is not None:
             bar.close()
-    return np.asarray(algo.decode(state.population)), np.asarray(state.fitness), fitness
+    codes, objectives, _ = srch.final_front(state)
+    picks = srch.result(state, data)
+    per_constraint = [
+        {"quantile": q, "limit": float(t), "arch": nb201.to_str(np.asarray(a)) if np.isfinite(sc) else None,
+         "rmi_loss": float(sc) if np.isfinite(sc) else None}
+        for q, t, a, sc in zip(CONSTRAINT_QUANTILES, np.asarray(data["T"]), np.asarray(picks["arch"]),
+                               np.asarray(picks["score"]))
+    ]
+    fitness.per_constraint = per_constraint
+    return np.asarray(codes), np.asarray(objectives), fitness
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:
@@ -290,7 +317,7 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), out: Path | None = None, pro
     t0 = time.perf_counter()
     archs, fitness, fit = search(cfg, est, cost, progress)
     info.update({"search_seconds": time.perf_counter() - t0, "evaluations": fit.evaluations,
-                 "rmi_strategy": est.strategy, "total_seconds": None})
+                 "rmi_strategy": est.strategy, "per_constraint": fit.per_constraint})
     info["total_seconds"] = time.perf_counter() - t_start
     rows = write_outputs(out, cfg, archs, fitness, unit, info)
     log(f"\nPareto set ({len(rows)} architectures, {fit.evaluations} distinct architectures "
@@ -298,6 +325,10 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), out: Path | None = None, pro
     log(f"  {'similarity':>10}  {'cost (' + unit + ')':>12}  {'diversity':>9}  architecture")
     for r in rows:
         log(f"  {r['similarity']:>10.4f}  {r[f'cost_{unit}']:>12.4f}  {r['diversity']:>9.3f}  {r['arch']}")
+    log("\nOne run covers every constraint: best similarity with cost <= T, T = cost quantile:")
+    for c in fit.per_constraint:
+        found = (f"similarity {1 - c['rmi_loss']:.4f}  {c['arch']}" if c["arch"] else "none feasible")
+        log(f"  q={c['quantile']:.2f}  T={c['limit']:.4f} {unit}: {found}")
     log(f"\nplot: {out / 'pareto.png'}\nresults: {out / 'pareto.json'}, {out / 'pareto.csv'}, "
         f"{out / 'run.json'}")
     return {"out": str(out), "pareto": rows, **info}
