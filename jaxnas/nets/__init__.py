@@ -1,0 +1,10 @@
+"""Flax networks built from a search space's genome (DESIGN.md layout).
+
+* :class:`TinyNetwork` -- the NAS-Bench-201 network for one architecture;
+* :class:`MixedTinyNetwork` -- the same network with every op on every edge, mixed by weights;
+* :mod:`jaxnas.nets.ops` -- the re-expressed NB201 ops shared by both and by the RMI estimator.
+"""
+
+from jaxnas.nets.nb201 import MixedTinyNetwork, TinyNetwork, single_path_params
+
+__all__ = ["TinyNetwork", "MixedTinyNetwork", "single_path_params"]

@@ -1,0 +1,170 @@
+"""Functional NAS-Bench-201 operations, re-expressed for fast XLA:CPU autodiff.
+
+The NB201 cell ops (Dong & Yang, ICLR 2020; AutoDL-Projects ``cell_operations.py``) on NHWC
+float32 tensors:
+
+==================  ===========================================================
+``none``            zeros (``x.mul(0.)`` in the reference)
+``skip_connect``    identity (stride 1, ``C_in == C_out``, the only case in cells)
+``nor_conv_1x1``    ReLU -> 1x1 conv -> BatchNorm
+``nor_conv_3x3``    ReLU -> 3x3 conv (pad 1) -> BatchNorm
+``avg_pool_3x3``    3x3 average pool, stride 1, pad 1, ``count_include_pad=False``
+==================  ===========================================================
+
+PERF_NOTES.md section 1 measured the straightforward XLA versions (``reduce_window`` pooling,
+``conv_general_dilated`` for 1x1) with backward passes 20-80x their forward on this CPU, so:
+
+* 3x3 average pooling is the sum of 9 shifted slices of the zero-padded input divided by a
+  constant count map (:func:`avg_pool_3x3`);
+* a 1x1 convolution is an ``einsum`` (:func:`conv1x1`);
+* the 2x2 stride-2 shortcut pooling of the ResNet block is reshape + mean (:func:`avg_pool_2x2`).
+
+BatchNorm here always normalises with the statistics of the current batch (biased variance,
+``eps=1e-5``), as PyTorch does in train mode; candidates are trained that way (METHODS.md 5.1).
+
+Weights use PyTorch's default initialisation so that scores compare with the published PyTorch
+code: conv and linear weights ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (``kaiming_uniform_`` with
+``a=sqrt(5)``), biases the same bound, BatchNorm scale 1 and bias 0.
+
+Layouts: activations NHWC; 3x3 kernels HWIO ``(3, 3, C_in, C_out)``; 1x1 kernels ``(C_in, C_out)``;
+linear kernels ``(in, out)``. PyTorch layouts are OIHW / ``(out, in)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+BN_EPS = 1e-5
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+# ---------------------------------------------------------------------------- initialisers
+
+
+def torch_uniform_init(fan_in: int):
+    """PyTorch's default conv/linear initialiser: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    ``nn.Conv2d``/``nn.Linear`` call ``kaiming_uniform_(w, a=sqrt(5))``, whose bound is
+    ``sqrt(6 / ((1 + 5) * fan_in)) = 1/sqrt(fan_in)``; their biases use the same bound.
+    Returns a flax-style initialiser ``(key, shape, dtype) -> array``.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+# ---------------------------------------------------------------------------- primitives
+
+
+def conv3x3(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """3x3 convolution, padding 1. ``x`` (B, H, W, C_in), ``w`` (3, 3, C_in, C_out)."""
+    return lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=_DN)
+
+
+def conv1x1(x: jax.Array, w: jax.Array) -> jax.Array:
+    """1x1 convolution as a matmul. ``x`` (..., C_in), ``w`` (C_in, C_out)."""
+    return jnp.einsum("...c,cd->...d", x, w)
+
+
+def batch_norm(x: jax.Array, scale=None, bias=None, eps: float = BN_EPS) -> jax.Array:
+    """Train-mode BatchNorm over all but the last axis (biased variance, as PyTorch)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    var = jnp.mean(jnp.square(x - mean), axes)
+    y = (x - mean) * lax.rsqrt(var + eps)
+    if scale is not None:
+        y = y * scale
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def batch_norm_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-channel batch mean and biased variance of ``x`` (..., C)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    return mean, jnp.mean(jnp.square(x - mean), axes)
+
+
+def _count_map(h: int, w: int, dtype=jnp.float32) -> jax.Array:
+    """Number of in-image taps of a 3x3 window centred at each pixel: (h, w, 1)."""
+    rows = jnp.minimum(jnp.arange(h) + 1, h - 1) - jnp.maximum(jnp.arange(h) - 1, 0) + 1
+    cols = jnp.minimum(jnp.arange(w) + 1, w - 1) - jnp.maximum(jnp.arange(w) - 1, 0) + 1
+    return (rows[:, None] * cols[None, :]).astype(dtype)[:, :, None]
+
+
+def box_sum_3x3(x: jax.Array) -> jax.Array:
+    """Sum over each pixel's 3x3 neighbourhood (zero padding), as 9 shifted slices.
+
+    ``x`` (..., H, W, C). The operator is symmetric, so it is its own transpose.
+    """
+    h, w = x.shape[-3], x.shape[-2]
+    pad = [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)]
+    xp = jnp.pad(x, pad)
+    # separable: 3 row shifts, then 3 column shifts
+    rows = xp[..., 0:h, :, :] + xp[..., 1 : h + 1, :, :] + xp[..., 2 : h + 2, :, :]
+    return rows[..., :, 0:w, :] + rows[..., :, 1 : w + 1, :] + rows[..., :, 2 : w + 2, :]
+
+
+def avg_pool_3x3(x: jax.Array) -> jax.Array:
+    """``nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)`` on (..., H, W, C)."""
+    return box_sum_3x3(x) / _count_map(x.shape[-3], x.shape[-2], x.dtype)
+
+
+def avg_pool_3x3_transpose(g: jax.Array) -> jax.Array:
+    """Transpose (VJP) of :func:`avg_pool_3x3`: ``box_sum(g / count)``."""
+    return box_sum_3x3(g / _count_map(g.shape[-3], g.shape[-2], g.dtype))
+
+
+def avg_pool_2x2(x: jax.Array) -> jax.Array:
+    """``nn.AvgPool2d(2, stride=2)`` on (..., H, W, C) with even H, W, as reshape + mean."""
+    *lead, h, w, c = x.shape
+    return jnp.mean(x.reshape(*lead, h // 2, 2, w // 2, 2, c), axis=(-4, -2))
+
+
+# ---------------------------------------------------------------------------- NB201 ops
+
+
+def relu_conv_bn(x, kernel, scale=None, bias=None, conv_bias=None, stride: int = 1):
+    """NB201 ``ReLUConvBN``: ReLU -> conv (3x3 pad 1, or 1x1) -> train-mode BatchNorm.
+
+    Args:
+        x: (B, H, W, C_in) float32.
+        kernel: (3, 3, C_in, C_out) or (C_in, C_out).
+        scale, bias: BN affine parameters (C_out,) or ``None`` (``affine=False``).
+        conv_bias: (C_out,) or ``None``; the reference conv has ``bias=not affine``.
+        stride: 1 or 2 (3x3 only).
+    Returns:
+        (B, H', W', C_out) float32.
+    """
+    h = jax.nn.relu(x)
+    if kernel.ndim == 4:
+        y = conv3x3(h, kernel, stride)
+    else:
+        if stride != 1:
+            raise ValueError(f"1x1 ReLUConvBN supports stride 1 only, got {stride}")
+        y = conv1x1(h, kernel)
+    if conv_bias is not None:
+        y = y + conv_bias
+    return batch_norm(y, scale, bias)
+
+
+def resnet_basic_block(x, p: dict, stride: int = 2):
+    """NB201's ``ResNetBasicblock`` with stride 2 (the reduction between stages).
+
+    ``conv_a`` = ReLUConvBN 3x3 stride 2, ``conv_b`` = ReLUConvBN 3x3; shortcut =
+    2x2 average pool then a bias-free 1x1 conv. ``p`` holds ``conv_a``/``conv_b`` dicts with
+    ``kernel`` (+ ``scale``/``bias``, + ``conv_bias``) and ``shortcut`` (C_in, C_out).
+    """
+    if stride != 2:
+        raise ValueError(f"only the stride-2 reduction block is used in NB201, got stride {stride}")
+    a = relu_conv_bn(x, stride=2, **p["conv_a"])
+    b = relu_conv_bn(a, **p["conv_b"])
+    return conv1x1(avg_pool_2x2(x), p["shortcut"]) + b
