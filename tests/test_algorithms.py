@@ -137,6 +137,18 @@ def test_sbx_and_pm_match_pymoo_distributions():
         np.testing.assert_allclose(np.percentile(z[:, j], qs), np.percentile(m[:, j], qs), atol=0.005)
 
 
+def test_sbx_layouts_agree():
+    op = operators.sbx()
+    p = op.default_params()
+    a = jax.random.uniform(jax.random.key(0), (30, 50))
+    b = jax.random.uniform(jax.random.key(1), (30, 50))
+    both = op.apply_t(jax.random.key(2), a, b, p)  # (n, 2m) in the transposed layout
+    o1, o2 = op.apply_t_split(jax.random.key(2), a, b, p)
+    np.testing.assert_array_equal(np.asarray(both), np.concatenate([o1, o2], axis=1))
+    c1, c2 = op(jax.random.key(2), a.T, b.T, p)  # public (K, n) layout
+    np.testing.assert_array_equal(np.asarray(c1), np.asarray(o1).T)
+
+
 def test_uniform_crossover_takes_genes_from_parents():
     enc = nb201_categorical()
     a, b = enc.sample(jax.random.key(0), 500), enc.sample(jax.random.key(1), 500)

@@ -88,18 +88,34 @@ def _row_hashes(x):
     return h1, h2
 
 
-def pick_unique(encoding, existing, candidates, n: int):
-    """The first ``n`` unique candidates (pool order). Returns ``(chosen, valid)``:
-    ``chosen`` ``(n, *genome)``; ``valid`` bool ``(n,)`` is False for slots that had to be
-    filled with duplicates because the pool ran out."""
-    u = unique_mask(encoding, existing, candidates)
+def unique_mask_keys(keys_existing, keys_candidates, key_space=None) -> jax.Array:
+    """:func:`unique_mask` on precomputed keys (tuples of ``(P,)`` / ``(C,)`` arrays)."""
+    p = keys_existing[0].shape[0]
+    keys = tuple(jnp.concatenate([a, b]) for a, b in zip(keys_existing, keys_candidates))
+    if len(keys) == 1 and key_space is not None and key_space <= _BITMAP_MAX:
+        n = keys[0].shape[0]
+        first = jnp.full((key_space,), n, jnp.int32).at[keys[0]].min(jnp.arange(n, dtype=jnp.int32))
+        return first[keys[0][p:]] == jnp.arange(p, n, dtype=jnp.int32)
+    return _first_occurrence(keys, p)
+
+
+def first_n(u: jax.Array, n: int):
+    """Indices of the first ``n`` True entries of ``u`` (then the False ones), and validity."""
     n_unique = jnp.sum(u)
     cs = jax.lax.associative_scan(jnp.add, u.astype(jnp.int32))  # cumsum without reduce-window
     ar = jnp.arange(u.shape[0], dtype=jnp.int32)
     pos = jnp.where(u, cs - 1, n_unique + ar - cs)
-    c = candidates.shape[0]
+    c = u.shape[0]
     idx = jnp.zeros((c,), jnp.int32).at[pos].set(jnp.arange(c, dtype=jnp.int32))[:n]
-    return candidates[idx], u[idx]
+    return idx, u[idx]
+
+
+def pick_unique(encoding, existing, candidates, n: int):
+    """The first ``n`` unique candidates (pool order). Returns ``(chosen, valid)``:
+    ``chosen`` ``(n, *genome)``; ``valid`` bool ``(n,)`` is False for slots that had to be
+    filled with duplicates because the pool ran out."""
+    idx, valid = first_n(unique_mask(encoding, existing, candidates), n)
+    return candidates[idx], valid
 
 
 # ---------------------------------------------------------------------------- archive

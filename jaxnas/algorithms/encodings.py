@@ -65,6 +65,11 @@ class Categorical:
         pw = self.num_values ** jnp.arange(self.num_genes - 1, -1, -1, dtype=jnp.int32)
         return jnp.sum(x.astype(jnp.int32) * pw, axis=-1)
 
+    def dedup_keys_t(self, xt: jax.Array) -> tuple[jax.Array, ...]:
+        """Keys of genomes given transposed, ``(G, K)`` -> ``((K,),)``: the base-``V`` code."""
+        pw = self.num_values ** jnp.arange(self.num_genes - 1, -1, -1, dtype=jnp.int32)
+        return (jnp.sum(xt.astype(jnp.int32) * pw[:, None], axis=0),)
+
     def validate(self, x: jax.Array) -> jax.Array:
         """bool ``(n,)``: every gene is an integer in range."""
         return jnp.all((x >= 0) & (x < self.num_values), axis=-1)
@@ -91,6 +96,16 @@ class Real:
 
     def dedup_key(self, x: jax.Array) -> None:
         return None
+
+    def dedup_keys_t(self, xt: jax.Array) -> tuple[jax.Array, ...]:
+        """Two uint32 hashes of each genome's bits, genomes given transposed ``(n, K)``."""
+        n = xt.shape[0]
+        u = jax.lax.bitcast_convert_type(xt.astype(jnp.float32), jnp.uint32)
+        i = jnp.arange(n, dtype=jnp.uint32)[:, None]
+        m1 = (i * jnp.uint32(0x9E3779B1) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
+        m2 = (i * jnp.uint32(0xC2B2AE3D) + jnp.uint32(0x27D4EB2F)) | jnp.uint32(1)
+        return (jnp.sum(u * m1, axis=0, dtype=jnp.uint32),
+                jnp.sum((u ^ (u >> 15)) * m2, axis=0, dtype=jnp.uint32))
 
     def validate(self, x: jax.Array) -> jax.Array:
         axes = tuple(range(1, x.ndim))
