@@ -41,13 +41,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec
 
+from jaxnas import parallel as _par
 from jaxnas.estimators import cka as _cka
 from jaxnas.nets import nb201 as _net
 from jaxnas.nets import ops as _ops
 from jaxnas.spaces import nb201 as _space
 
 STRATEGIES = ("composed", "mask")
+#: XLA:CPU options for every program here: without the new fusion emitters these programs
+#: compile about 2x faster with the same run time (measured; benchmarks/README.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+class _jit:
+    """``jax.jit`` that adds :data:`CPU_COMPILER_OPTIONS` when the backend is the CPU (decided
+    at the first call, so importing this module does not initialise a backend)."""
+
+    def __init__(self, fn=None, **kwargs):
+        self._fn, self._kw, self._jitted, self._nested = fn, kwargs, None, None
+
+    def __call__(self, *args, **kwargs):
+        if self._fn is None:  # used as @_jit(...) with options
+            return _jit(args[0], **self._kw)
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs))):
+            # inside an outer jit: compiler options belong to the top-level program only
+            if self._nested is None:
+                self._nested = jax.jit(self._fn, **self._kw)
+            return self._nested(*args, **kwargs)
+        if self._jitted is None:
+            opts = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+            self._jitted = jax.jit(self._fn, compiler_options=opts, **self._kw)
+        return self._jitted(*args, **kwargs)
 _NONE, _SKIP, _C1, _C3, _POOL = range(5)  # NB201 op codes (jaxnas.spaces.nb201.OPS order)
 
 
@@ -122,7 +148,12 @@ def teacher_grams(features: Sequence, debiased: bool = False, dtype=jnp.float32)
     """
     if len(features) != 3:
         raise ValueError(f"RMI needs 3 reference stage features, got {len(features)}")
-    grams = jnp.stack([_cka.centred_gram(jnp.asarray(f, dtype), debiased) for f in features])
+    return _teacher_grams([jnp.asarray(f, dtype) for f in features], debiased)
+
+
+@_jit(static_argnames=("debiased",))
+def _teacher_grams(features, debiased):
+    grams = jnp.stack([_cka.centred_gram(f, debiased) for f in features])
     return grams, jnp.sqrt(jnp.sum(grams * grams, axis=(1, 2)))
 
 
@@ -221,7 +252,11 @@ def _mask_loss(p, w, x, y, tg, tn, hp, debiased):
 
 
 def _mask_member(p, w, x, y, tg, tn, hp, length, debiased):
-    """Train one member; returns its losses of forwards 0..length, shape (length+1,)."""
+    """Train one member; returns its losses of forwards 0..length, shape (length+1,).
+
+    The scan runs ``length + 1`` value-and-grad steps and discards the last update, so the
+    program holds one forward/backward only (faster to compile than a separate final forward).
+    """
     vg = jax.value_and_grad(_mask_loss)
     mom = jax.tree_util.tree_map(jnp.zeros_like, p)
 
@@ -230,16 +265,27 @@ def _mask_member(p, w, x, y, tg, tn, hp, length, debiased):
         loss, g = vg(p_, w, x, y, tg, tn, hp, debiased)
         return _sgd(p_, m_, g, hp), loss
 
-    (p, _), losses = lax.scan(step, (p, mom), None, length=length)
-    return jnp.concatenate([losses, _mask_loss(p, w, x, y, tg, tn, hp, debiased)[None]])
+    _, losses = lax.scan(step, (p, mom), None, length=length + 1)
+    return losses
 
 
-@partial(jax.jit, static_argnames=("length", "debiased", "member_map"))
-def _mask_population(params, weights, x, y, tg, tn, hp, length, debiased, member_map="vmap"):
+def _mask_local(params, weights, x, y, tg, tn, hp, length, debiased, member_map):
     fn = lambda pw: _mask_member(pw[0], pw[1], x, y, tg, tn, hp, length, debiased)
     if member_map == "vmap":
         return jax.vmap(fn)((params, weights))
     return lax.map(fn, (params, weights))
+
+
+@_jit(static_argnames=("length", "debiased", "member_map", "mesh"))
+def _mask_population(params, weights, x, y, tg, tn, hp, length, debiased, member_map="vmap", mesh=None):
+    fn = partial(_mask_local, length=length, debiased=debiased, member_map=member_map)
+    if mesh is None:
+        return fn(params, weights, x, y, tg, tn, hp)
+    # population sharded over 'pop'; batch, teacher and hyper-parameters replicated
+    pop, rep = PartitionSpec(_par.AXIS), PartitionSpec()
+    return jax.shard_map(
+        fn, mesh=mesh, in_specs=(pop, pop, rep, rep, rep, rep, rep), out_specs=pop
+    )(params, weights, x, y, tg, tn, hp)
 
 
 # ============================================================================ 'composed' units
@@ -290,42 +336,42 @@ def _rcb_grads(p, x, xhat, rstd, dy, stride=1, relu=True, need_dx=True):
     return g, None
 
 
-@jax.jit
+@_jit
 def _u_rcb_fwd(p, x, acc):
     y, xhat, rstd = _rcb_forward(p, x)
     return (y if acc is None else acc + y), xhat, rstd
 
 
-@partial(jax.jit, donate_argnums=(0, 1))
+@_jit(donate_argnums=(0, 1))
 def _u_rcb_bwd(p, m, x, xhat, rstd, dy, dxacc, hp):
     g, dx = _rcb_grads(p, x, xhat, rstd, dy)
     p, m = _sgd(p, m, g, hp)
     return (dx if dxacc is None else dxacc + dx), p, m
 
 
-@jax.jit
+@_jit
 def _u_pool_fwd(x, acc):
     y = _ops.avg_pool_3x3(x)
     return y if acc is None else acc + y
 
 
-@jax.jit
+@_jit
 def _u_pool_bwd(dy, dxacc):
     dx = _ops.avg_pool_3x3_transpose(dy)
     return dx if dxacc is None else dxacc + dx
 
 
-@jax.jit
+@_jit
 def _u_add(a, b):
     return a + b
 
 
-@jax.jit
+@_jit
 def _u_stem_fwd(p, x):
     return _rcb_forward(p, x, relu=False)
 
 
-@partial(jax.jit, donate_argnums=(0, 1))
+@_jit(donate_argnums=(0, 1))
 def _u_stem_bwd(p, m, x, xhat, rstd, dy, hp):
     g, _ = _rcb_grads(p, x, xhat, rstd, dy, relu=False, need_dx=False)
     return _sgd(p, m, g, hp)
@@ -338,12 +384,12 @@ def _reduce_forward(p, x):
     return out, (a, xa, ra, xb, rb)
 
 
-@jax.jit
+@_jit
 def _u_reduce_fwd(p, x):
     return _reduce_forward(p, x)
 
 
-@partial(jax.jit, donate_argnums=(0, 1))
+@_jit(donate_argnums=(0, 1))
 def _u_reduce_bwd(p, m, x, res, dy, hp):
     a, xa, ra, xb, rb = res
     gb, da = _rcb_grads(p["conv_b"], a, xb, rb, dy)
@@ -361,7 +407,7 @@ def _head_loss(p, h, f1, f2, y, tg, tn, beta, debiased):
     return rmi_loss((f1, f2, f3), logits, y, tg, tn, beta, debiased)
 
 
-@partial(jax.jit, static_argnames=("debiased",), donate_argnums=(0, 1))
+@_jit(static_argnames=("debiased",), donate_argnums=(0, 1))
 def _u_head_step(p, m, h, f1, f2, y, tg, tn, hp, debiased=False):
     loss, (gp, dh, df1, df2) = jax.value_and_grad(_head_loss, argnums=(0, 1, 2, 3))(
         p, h, f1, f2, y, tg, tn, hp["beta"], debiased
@@ -370,7 +416,7 @@ def _u_head_step(p, m, h, f1, f2, y, tg, tn, hp, debiased=False):
     return loss, dh, df1, df2, p, m
 
 
-@partial(jax.jit, static_argnames=("debiased",))
+@_jit(static_argnames=("debiased",))
 def _u_head_loss(p, h, f1, f2, y, tg, tn, hp, debiased=False):
     return _head_loss(p, h, f1, f2, y, tg, tn, hp["beta"], debiased)
 
@@ -552,7 +598,8 @@ class RMIEstimator:
             raise ValueError(f"x must be (B, H, W, 3) images, got shape {x.shape}")
         if y.shape != (x.shape[0],):
             raise ValueError(f"y must be ({x.shape[0]},) labels, got shape {y.shape}")
-        if int(jnp.max(y)) >= self.config.num_classes or int(jnp.min(y)) < 0:
+        y_host = np.asarray(y)
+        if y_host.max() >= self.config.num_classes or y_host.min() < 0:
             raise ValueError(f"labels must be in 0..{self.config.num_classes - 1}")
         for i, f in enumerate(teacher_features):
             if np.shape(f)[0] != x.shape[0]:
@@ -564,14 +611,24 @@ class RMIEstimator:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown RMI strategy {strategy!r}; choose from {STRATEGIES} or 'auto'")
         self.strategy = strategy
+        #: ``'mask'`` evaluates as one pure JAX function; ``'composed'`` is Python-driven
         self.traceable = strategy == "mask"
         self._hp = self.config.hparams()
         if warmup and strategy == "composed":
             self.warmup()
 
+    name = "rmi"
+    oracle = False
+
     # -- public API
     def evaluate(self, key, archs) -> jax.Array:
-        """Scores of a population: ``archs`` (P, 6) int -> (P,) float32 (lower is better)."""
+        """Scores of a population: ``archs`` (P, 6) int -> (P,) float32 (lower is better).
+
+        With ``strategy='mask'`` this is a pure JAX function (``traceable``: it can run inside
+        ``jit``/``vmap`` with traced ``key`` and ``archs``).
+        """
+        if self.strategy == "mask":
+            return self._mask_scores(key, archs)
         return self._run(key, archs, trajectory=False)
 
     def trajectory(self, key, archs, steps: int | None = None) -> np.ndarray:
@@ -610,8 +667,8 @@ class RMIEstimator:
         rdt = np.float64 if (trajectory and cfg.dtype == "float64") else np.float32
         out = np.full((P, observe + 1) if trajectory else (P,), worst_score(cfg.num_classes, cfg.beta), rdt)
         if self.strategy == "mask":
-            res = np.asarray(self._run_mask(key, archs, trajectory, observe))
-            out[connected] = res[connected]
+            res = np.asarray(self._mask_losses(key, jnp.asarray(archs), observe))
+            out[connected] = res[connected] if trajectory else res[connected, -1]
         else:
             params = self.init_params(key, archs)
             for p in np.flatnonzero(connected):
@@ -624,19 +681,38 @@ class RMIEstimator:
                 out[p] = [np.asarray(v) for v in losses] if trajectory else np.asarray(losses[-1])
         return np.where(np.isnan(out), np.inf, out).astype(rdt)
 
-    def _run_mask(self, key, archs, trajectory, observe):
+    def _mask_losses(self, key, archs, observe: int):
+        """Losses of forwards 0..observe of every member, (P, observe+1): pure JAX. The
+        population is padded to a multiple of the device count and sharded over ``'pop'``."""
         cfg = self.config
-        keys = _member_keys(key, archs.shape[0])
         dt = jnp.dtype(cfg.dtype)
-        params = [
-            _stack_cells(_net.init_params(k, cfg.C, cfg.N, cfg.num_classes, cfg.affine, None, dt), cfg.N)
-            for k in keys
-        ]
-        params = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params)
-        weights = _space.one_hot(jnp.asarray(archs)).astype(dt)
+        n = archs.shape[0]
+
+        def init(k):
+            p = _net.init_params(k, cfg.C, cfg.N, cfg.num_classes, cfg.affine, None, dt)
+            return _stack_cells(p, cfg.N)
+
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
+        params = jax.vmap(init)(keys)
+        weights = _space.one_hot(archs).astype(dt)
+        ndev = len(jax.devices())
+        mesh = None
+        if ndev > 1:
+            (params, weights), _ = _par.pad_population((params, weights), ndev)
+            mesh = _par.pop_mesh()
         member_map = "map" if jax.default_backend() == "cpu" else "vmap"
         losses = _mask_population(
             params, weights, self.x, self.y, self.tgrams, self.tnorms, self._hp,
-            length=observe, debiased=cfg.debiased, member_map=member_map,
+            length=observe, debiased=cfg.debiased, member_map=member_map, mesh=mesh,
         )
-        return losses if trajectory else losses[:, -1]
+        return losses[:n]
+
+    def _mask_scores(self, key, archs):
+        cfg = self.config
+        if not isinstance(archs, jax.core.Tracer):
+            archs = _as_archs(archs)
+        archs = jnp.asarray(archs, jnp.int32)
+        last = self._mask_losses(key, archs, cfg.observe)[:, -1]
+        worst = jnp.asarray(worst_score(cfg.num_classes, cfg.beta), last.dtype)
+        last = jnp.where(_space.is_connected(archs), last, worst)
+        return jnp.where(jnp.isnan(last), jnp.inf, last).astype(jnp.float32)
