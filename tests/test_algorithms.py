@@ -460,6 +460,16 @@ def test_archive_ring_buffer_dedups():
     assert {tuple(r) for r in np.asarray(a.items)} == {(2, 2), (3, 3), (4, 4), (6, 6)}
 
 
+def test_nevonas_settings():
+    from jaxnas.algorithms import nevonas_params
+
+    p = nevonas_params(NSGA2(ALPHA, 20, 2).default_params())
+    assert float(p.crossover["eta"]) == 15 and float(p.crossover["prob"]) == pytest.approx(0.7)
+    assert float(p.mutation["eta"]) == 20 and float(p.mutation["prob_var"]) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        nevonas_params(NS_CAT.default_params())  # categorical operators have no eta
+
+
 def test_nsga2_rejects_bad_settings():
     with pytest.raises(ValueError):
         NSGA2(nb201_categorical(), pop_size=1)

@@ -17,7 +17,7 @@ from jaxnas.algorithms.encodings import (
 )
 from jaxnas.algorithms.ga import GA
 from jaxnas.algorithms.novelty import CostDiversity, JaccardNovelty, jaccard_distance
-from jaxnas.algorithms.nsga2 import NSGA2
+from jaxnas.algorithms.nsga2 import NSGA2, nevonas_params
 
 ALGORITHMS = {"ga": GA, "nsga2": NSGA2, "cmaes": CMAES}
 
@@ -36,6 +36,7 @@ __all__ = [
     "jaccard_distance",
     "nb201_alpha",
     "nb201_categorical",
+    "nevonas_params",
     "operators",
     "run_compiled",
     "run_loop",
