@@ -103,6 +103,19 @@ class PeakRSS:
             self.peak = self._max
 
 
+def worker_peaks(est) -> int:
+    """Peak RSS of an estimator's worker processes (their VmHWM since start)."""
+    total = 0
+    pool = getattr(est, "_workers", None)
+    for w in getattr(pool, "workers", []) if pool is not None else []:
+        try:
+            with open(f"/proc/{w.proc.pid}/status") as fh:
+                total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="reduced run (~1 min): 3 steps, 2 repeats, composed only")
@@ -147,12 +160,13 @@ def main():
             scores = np.asarray(est.evaluate(key, archs))  # first call: includes any compilation
             first = time.perf_counter() - t0
         ests[s] = est
-        peak[s] = pk.peak
+        peak[s] = pk.peak + worker_peaks(est)
         t0 = time.perf_counter()
         est.evaluate(key, archs)
         steady = time.perf_counter() - t0
         compile_s[s] = max(first - steady, 0.0)
-        print(f"[{s}] first call {first:.1f} s, compile ~{compile_s[s]:.1f} s, peak RSS {pk.peak / 2**30:.2f} GiB, "
+        print(f"[{s}] workers {est.workers}, first call {first:.1f} s, compile ~{compile_s[s]:.1f} s, "
+              f"peak RSS {peak[s] / 2**30:.2f} GiB, "
               f"scores {np.round(scores, 4).tolist()}")
 
     params = ests[strategies[0]].init_params(key, archs)
@@ -180,7 +194,8 @@ def main():
     med = {k: float(np.median(v)) for k, v in times.items()}
     aps = {k: args.pop / v for k, v in med.items()}
     print("\nresults (median of rounds; the machine is shared, so timings are noisy):")
-    print(f"  {'impl':10s} {'arch/s':>8s} {'ms/arch-step':>13s} {'ratio':>6s} {'compile s':>10s} {'peak GiB':>9s}")
+    print(f"  {'impl':10s} {'arch/s':>8s} {'ms/arch-step':>13s} {'ratio':>6s} {'compile s':>10s} {'peak GiB':>9s}"
+          "   (peak: this process + worker processes)")
     for k in strategies + ["torch"]:
         ratio = med["torch"] / med[k]
         comp = f"{compile_s[k]:.1f}" if k in compile_s else "-"

@@ -14,7 +14,7 @@ from jaxnas.estimators import cka
 from jaxnas.estimators.rmi import RMIEstimator, worst_score
 from tests.conftest import require_data
 
-SMALL = dict(C=4, N=1, observe=3)
+SMALL = dict(C=4, N=1, observe=3, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_evaluate_shapes_degenerate_and_determinism(rmi_batch):
 
 def test_divergence_gives_inf_not_nan(rmi_batch):
     x, y, f = rmi_batch
-    est = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=4, lr=1e30)
+    est = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=4, lr=1e30, workers=1)
     t = est.trajectory(jax.random.PRNGKey(0), np.array([[3, 3, 3, 3, 3, 3]]))
     assert np.isfinite(t[0, 0]) and np.all(np.isposinf(t[0, 1:]))  # diverged: NaN/inf -> +inf
     s = est.evaluate(jax.random.PRNGKey(0), np.array([[3, 3, 3, 3, 3, 3]]))
@@ -147,7 +147,7 @@ def test_strategies_agree(rmi_batch):
     x, y, f = rmi_batch
     key = jax.random.PRNGKey(3)
     cfg = dict(C=4, N=1, observe=2)
-    ref = RMIEstimator(x, y, f, strategy="composed", **cfg).trajectory(key, MASK_ARCHS)
+    ref = RMIEstimator(x, y, f, strategy="composed", workers=1, **cfg).trajectory(key, MASK_ARCHS)
     for strategy in ("mask",):
         t = RMIEstimator(x, y, f, strategy=strategy, **cfg).trajectory(key, MASK_ARCHS)
         np.testing.assert_allclose(t, ref, rtol=2e-4, err_msg=strategy)
@@ -162,7 +162,7 @@ def test_mask_strategy_is_traceable(rmi_batch):
     assert jaxpr.out_avals[0].shape == (3,)
     eager = np.asarray(est.evaluate(jax.random.PRNGKey(3), MASK_ARCHS))
     assert eager[1] == np.float32(worst_score())
-    composed = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, warmup=False)
+    composed = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, warmup=False, workers=1)
     np.testing.assert_allclose(eager, composed.evaluate(jax.random.PRNGKey(3), MASK_ARCHS), rtol=2e-4)
 
 
@@ -197,6 +197,19 @@ def test_one_device_equals_eight_devices(rmi_batch, tmp_path):
     np.testing.assert_allclose(eight, one, rtol=1e-5)
 
 
+def test_worker_processes_give_the_same_scores(rmi_batch):
+    """'composed' with a worker process (members trained in parallel, handed out one at a
+    time) gives the scores of one process: member p always starts from fold_in(key, p)."""
+    x, y, f = rmi_batch
+    archs = np.array([[3, 2, 4, 1, 0, 3], [3, 3, 3, 0, 0, 0], [0, 4, 2, 3, 1, 2], [1, 2, 1, 2, 4, 4], [2, 2, 2, 2, 2, 2]])
+    one = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, workers=1)
+    with RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, workers=2) as two:
+        np.testing.assert_allclose(two.evaluate(jax.random.PRNGKey(9), archs),
+                                   one.evaluate(jax.random.PRNGKey(9), archs), rtol=1e-6)
+        assert len(two._workers.workers) == 1
+    assert two._workers is None  # closed
+
+
 def test_bad_inputs_are_clear_errors(rmi_batch):
     x, y, f = rmi_batch
     with pytest.raises(ValueError, match="strategy"):
@@ -205,6 +218,8 @@ def test_bad_inputs_are_clear_errors(rmi_batch):
         RMIEstimator(x, y, f, observe=-1, warmup=False)
     with pytest.raises(ValueError, match="3 reference"):
         RMIEstimator(x, y, f[:2], warmup=False)
+    with pytest.raises(ValueError, match="workers"):
+        RMIEstimator(x, y, f, strategy="mask", workers=2, warmup=False)
     est = RMIEstimator(x, y, f, strategy="composed", warmup=False, **SMALL)
     with pytest.raises(ValueError, match="shape"):
         est.evaluate(jax.random.PRNGKey(0), np.zeros((2, 5), int))

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import threading
 from functools import partial
 from typing import Sequence
 
@@ -60,20 +62,20 @@ class _jit:
     at the first call, so importing this module does not initialise a backend)."""
 
     def __init__(self, fn=None, **kwargs):
-        self._fn, self._kw, self._jitted, self._nested = fn, kwargs, None, None
+        self._fn, self._kw = fn, kwargs
+        self._jitted: dict = {}
 
     def __call__(self, *args, **kwargs):
         if self._fn is None:  # used as @_jit(...) with options
             return _jit(args[0], **self._kw)
-        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs))):
-            # inside an outer jit: compiler options belong to the top-level program only
-            if self._nested is None:
-                self._nested = jax.jit(self._fn, **self._kw)
-            return self._nested(*args, **kwargs)
-        if self._jitted is None:
-            opts = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-            self._jitted = jax.jit(self._fn, compiler_options=opts, **self._kw)
-        return self._jitted(*args, **kwargs)
+        # inside an outer jit, compiler options belong to the top-level program only
+        nested = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs)))
+        cpu = not nested and jax.default_backend() == "cpu"
+        fn = self._jitted.get(cpu)
+        if fn is None:
+            opts = CPU_COMPILER_OPTIONS if cpu else None
+            fn = self._jitted[cpu] = jax.jit(self._fn, compiler_options=opts, **self._kw)
+        return fn(*args, **kwargs)
 _NONE, _SKIP, _C1, _C3, _POOL = range(5)  # NB201 op codes (jaxnas.spaces.nb201.OPS order)
 
 
@@ -291,7 +293,8 @@ def _mask_population(params, weights, x, y, tg, tn, hp, length, debiased, member
 # ============================================================================ 'composed' units
 #
 # Each unit is a jitted function of arrays and small param dicts; shapes fix the compilation,
-# architectures never do. The forward of a ReLU-conv-BN saves (xhat, rstd); its backward applies
+# architectures never do. The forward of a ReLU-conv-BN saves (z, mean, rstd) -- z is the conv
+# output it computes anyway, so nothing extra is written; its backward applies
 # the BatchNorm and conv VJPs and the SGD update of that op's parameters in the same call.
 
 _AX = (0, 1, 2)
@@ -310,19 +313,22 @@ def _rcb_forward(p, x, stride=1, relu=True):
     rstd = lax.rsqrt(var + _ops.BN_EPS)
     xhat = (z - mean) * rstd
     y = xhat * p["scale"] + p["bias"] if "scale" in p else xhat
-    return y, xhat, rstd
+    return y, (z, mean, rstd)
 
 
-def _rcb_grads(p, x, xhat, rstd, dy, stride=1, relu=True, need_dx=True):
-    """Gradients of a ReLU-conv-BN w.r.t. its params and (optionally) its input."""
+def _rcb_grads(p, x, res, dy, stride=1, relu=True, need_dx=True):
+    """Gradients of a ReLU-conv-BN w.r.t. its params and (optionally) its input; ``res`` is
+    what :func:`_rcb_forward` saved."""
+    z, mean, rstd = res
+    xhat = (z - mean) * rstd
     g = {}
+    n = dy.size // dy.shape[-1]
+    s1 = jnp.sum(dy, _AX)  # two reductions serve both the BN affine grads and dz
+    s2 = jnp.sum(dy * xhat, _AX)
+    gain = rstd * p["scale"] if "scale" in p else rstd
     if "scale" in p:
-        g["scale"] = jnp.sum(dy * xhat, _AX)
-        g["bias"] = jnp.sum(dy, _AX)
-        dxhat = dy * p["scale"]
-    else:
-        dxhat = dy
-    dz = rstd * (dxhat - jnp.mean(dxhat, _AX) - xhat * jnp.mean(dxhat * xhat, _AX))
+        g["scale"], g["bias"] = s2, s1
+    dz = gain * (dy - s1 / n - xhat * (s2 / n))
     if "conv_bias" in p:
         g["conv_bias"] = jnp.sum(dz, _AX)
     h = jax.nn.relu(x) if relu else x
@@ -338,13 +344,13 @@ def _rcb_grads(p, x, xhat, rstd, dy, stride=1, relu=True, need_dx=True):
 
 @_jit
 def _u_rcb_fwd(p, x, acc):
-    y, xhat, rstd = _rcb_forward(p, x)
-    return (y if acc is None else acc + y), xhat, rstd
+    y, res = _rcb_forward(p, x)
+    return (y if acc is None else acc + y), res
 
 
 @_jit(donate_argnums=(0, 1))
-def _u_rcb_bwd(p, m, x, xhat, rstd, dy, dxacc, hp):
-    g, dx = _rcb_grads(p, x, xhat, rstd, dy)
+def _u_rcb_bwd(p, m, x, res, dy, dxacc, hp):
+    g, dx = _rcb_grads(p, x, res, dy)
     p, m = _sgd(p, m, g, hp)
     return (dx if dxacc is None else dxacc + dx), p, m
 
@@ -372,16 +378,16 @@ def _u_stem_fwd(p, x):
 
 
 @_jit(donate_argnums=(0, 1))
-def _u_stem_bwd(p, m, x, xhat, rstd, dy, hp):
-    g, _ = _rcb_grads(p, x, xhat, rstd, dy, relu=False, need_dx=False)
+def _u_stem_bwd(p, m, x, res, dy, hp):
+    g, _ = _rcb_grads(p, x, res, dy, relu=False, need_dx=False)
     return _sgd(p, m, g, hp)
 
 
 def _reduce_forward(p, x):
-    a, xa, ra = _rcb_forward(p["conv_a"], x, stride=2)
-    b, xb, rb = _rcb_forward(p["conv_b"], a)
+    a, ra = _rcb_forward(p["conv_a"], x, stride=2)
+    b, rb = _rcb_forward(p["conv_b"], a)
     out = _ops.conv1x1(_ops.avg_pool_2x2(x), p["shortcut"]) + b
-    return out, (a, xa, ra, xb, rb)
+    return out, (a, ra, rb)
 
 
 @_jit
@@ -391,9 +397,9 @@ def _u_reduce_fwd(p, x):
 
 @_jit(donate_argnums=(0, 1))
 def _u_reduce_bwd(p, m, x, res, dy, hp):
-    a, xa, ra, xb, rb = res
-    gb, da = _rcb_grads(p["conv_b"], a, xb, rb, dy)
-    ga, dx = _rcb_grads(p["conv_a"], x, xa, ra, da, stride=2)
+    a, ra, rb = res
+    gb, da = _rcb_grads(p["conv_b"], a, rb, dy)
+    ga, dx = _rcb_grads(p["conv_a"], x, ra, da, stride=2)
     pooled, vjp = jax.vjp(lambda x_, w_: _ops.conv1x1(_ops.avg_pool_2x2(x_), w_), x, p["shortcut"])
     dxs, gs = vjp(dy)
     g = {"conv_a": ga, "conv_b": gb, "shortcut": gs}
@@ -468,8 +474,7 @@ class _ComposedMember:
                     if src is None:
                         src = _zeros_like(x)
                         nodes[frm] = src
-                    acc, xhat, rstd = _u_rcb_fwd(self.p[(i, e)], src, acc)
-                    saved[e] = (xhat, rstd)
+                    acc, saved[e] = _u_rcb_fwd(self.p[(i, e)], src, acc)
                 elif src is None:
                     continue
                 elif op == _SKIP:
@@ -495,9 +500,8 @@ class _ComposedMember:
                 if op == _NONE:
                     continue
                 if op in (_C1, _C3):
-                    xhat, rstd = saved[e]
                     d[frm], self.p[(i, e)], self.m[(i, e)] = _u_rcb_bwd(
-                        self.p[(i, e)], self.m[(i, e)], nodes[frm], xhat, rstd, dy, d[frm], hp
+                        self.p[(i, e)], self.m[(i, e)], nodes[frm], saved[e], dy, d[frm], hp
                     )
                 elif nodes[frm] is None:
                     continue  # a zero node: nothing flows back through skip / pool
@@ -508,8 +512,8 @@ class _ComposedMember:
         return d[0]
 
     def forward(self, x):
-        h, xh, rs = _u_stem_fwd(self.p["stem"], x)
-        states = [(h, xh, rs)]
+        h, res = _u_stem_fwd(self.p["stem"], x)
+        states = [res]
         feats = {}
         for i, kind in enumerate(self.kinds):
             if kind == "reduce":
@@ -541,8 +545,7 @@ class _ComposedMember:
                 dh, self.p[i], self.m[i] = _u_reduce_bwd(self.p[i], self.m[i], x_in, res, dh, hp)
             else:
                 dh = self._cell_bwd(i, dh, res, hp)
-        _, xh, rs = states[0]
-        self.p["stem"], self.m["stem"] = _u_stem_bwd(self.p["stem"], self.m["stem"], x, xh, rs, dh, hp)
+        self.p["stem"], self.m["stem"] = _u_stem_bwd(self.p["stem"], self.m["stem"], x, states[0], dh, hp)
         return loss
 
 
@@ -560,10 +563,40 @@ def _as_archs(archs) -> np.ndarray:
     return a.astype(np.int32)
 
 
+#: rough relative cost of one training step per op (measured unit times, 'composed')
+_OP_COST = np.array([0.0, 0.1, 1.0, 2.5, 0.3])
+
+
+def _cost(arch) -> float:
+    """Estimated relative cost of training ``arch`` (for load balancing across workers)."""
+    return 1.0 + float(np.sum(_OP_COST[np.asarray(arch)]))
+
+
+def _key_data(key) -> np.ndarray:
+    """A PRNG key as host uint32 data (picklable; raw ``PRNGKey`` arrays pass through)."""
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key)
+
+
 def _member_keys(key, n: int) -> list:
     """Member p's key is ``fold_in(key, p)``: independent of the population size, and it
     compiles nothing new for a new size."""
-    return [jax.random.fold_in(key, p) for p in range(n)]
+    kd = jnp.asarray(_key_data(key))
+    return [jax.random.fold_in(kd, p) for p in range(n)]
+
+
+def default_workers() -> int:
+    """Processes for the CPU 'composed' strategy: one per core. XLA:CPU runs one computation
+    at a time per process (measured: neither threads nor several host devices overlap), and
+    many of these small convolutions are single-threaded, so members train in parallel in
+    worker processes."""
+    if jax.default_backend() != "cpu":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def default_strategy(backend: str | None = None) -> str:
@@ -589,7 +622,11 @@ class RMIEstimator:
     so every strategy gives the same scores up to float rounding.
     """
 
-    def __init__(self, x, y, teacher_features, *, strategy: str = "auto", warmup: bool = True, **config):
+    def __init__(
+        self, x, y, teacher_features, *, strategy: str = "auto", warmup: bool = True,
+        workers: int | None = None, **config,
+    ):
+        self._workers = None
         self.config = RMIConfig(**config)
         dt = jnp.dtype(self.config.dtype)
         x = jnp.asarray(x, dt)
@@ -611,10 +648,21 @@ class RMIEstimator:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown RMI strategy {strategy!r}; choose from {STRATEGIES} or 'auto'")
         self.strategy = strategy
+        if workers is None:
+            auto = strategy == "composed" and self.config.dtype == "float32"
+            workers = default_workers() if auto else 1
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if int(workers) != 1 and (strategy != "composed" or self.config.dtype != "float32"):
+            raise ValueError(f"workers > 1 needs strategy 'composed' in float32, got {strategy!r}")
+        self.workers = int(workers)
+        self._init_args = (np.asarray(x), np.asarray(y), [np.asarray(f) for f in teacher_features])
         #: ``'mask'`` evaluates as one pure JAX function; ``'composed'`` is Python-driven
         self.traceable = strategy == "mask"
         self._hp = self.config.hparams()
         if warmup and strategy == "composed":
+            if self.workers > 1:
+                self._pool()  # start the workers now: they compile while this process does
             self.warmup()
 
     name = "rmi"
@@ -647,15 +695,16 @@ class RMIEstimator:
 
     def warmup(self) -> None:
         """Compile every unit the CPU strategies can call (all ops at all stage shapes)."""
-        saved = self.config
+        saved, saved_workers = self.config, self.workers
         self.config = dataclasses.replace(saved, observe=1)
+        self.workers = 1
         try:
             # two architectures that together use every op at every stage, incl. zero nodes
             archs = np.array([[3, 2, 4, 1, 0, 3], [0, 4, 2, 3, 1, 2]], np.int32)
             self._run(jax.random.PRNGKey(0), archs, trajectory=True, steps=1)
             self.evaluate(jax.random.PRNGKey(0), archs)
         finally:
-            self.config = saved
+            self.config, self.workers = saved, saved_workers
 
     # -- internals
     def _run(self, key, archs, trajectory: bool, steps: int | None = None):
@@ -670,16 +719,55 @@ class RMIEstimator:
             res = np.asarray(self._mask_losses(key, jnp.asarray(archs), observe))
             out[connected] = res[connected] if trajectory else res[connected, -1]
         else:
-            params = self.init_params(key, archs)
-            for p in np.flatnonzero(connected):
-                member = _ComposedMember(cfg, tuple(int(a) for a in archs[p]), params[p])
-                losses = []
-                for t in range(observe + 1):
-                    loss = member.step(self.x, self.y, self.tgrams, self.tnorms, self._hp, t < observe)
-                    if trajectory or t == observe:
-                        losses.append(loss)
-                out[p] = [np.asarray(v) for v in losses] if trajectory else np.asarray(losses[-1])
+            # most expensive first, so that the last member to finish is a cheap one
+            todo = sorted((int(p) for p in np.flatnonzero(connected)), key=lambda p: -_cost(archs[p]))
+            kd = _key_data(key)
+            job = lambda p: self._member_losses(kd, p, archs[p], observe, trajectory)
+            pool = self._pool() if len(todo) > 1 else None
+            results = pool.map(job, todo, kd, archs, observe, trajectory) if pool else map(job, todo)
+            for p, res in zip(todo, results):
+                out[p] = res
         return np.where(np.isnan(out), np.inf, out).astype(rdt)
+
+    def _member_losses(self, key_data, p: int, arch, observe: int, trajectory: bool):
+        """Train member ``p`` ('composed'): its losses of forwards 0..observe, or the last."""
+        cfg = self.config
+        key = jax.random.fold_in(jnp.asarray(key_data), p)
+        arch = tuple(int(a) for a in arch)
+        params = _net.init_params(key, cfg.C, cfg.N, cfg.num_classes, cfg.affine, arch, jnp.dtype(cfg.dtype))
+        member = _ComposedMember(cfg, arch, params)
+        losses = []
+        for t in range(observe + 1):
+            loss = member.step(self.x, self.y, self.tgrams, self.tnorms, self._hp, t < observe)
+            if trajectory or t == observe:
+                losses.append(loss)
+        return np.array([np.asarray(v) for v in losses]) if trajectory else np.asarray(losses[-1])
+
+    def _pool(self):
+        """The worker processes of the 'composed' strategy (None when ``workers == 1``)."""
+        if self.workers <= 1:
+            return None
+        if self._workers is None or not self._workers.workers:
+            self._workers = _WorkerPool(self, self.workers - 1)
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the worker processes (also done at exit)."""
+        if getattr(self, "_workers", None) is not None:
+            self._workers.close()
+            self._workers = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def _mask_losses(self, key, archs, observe: int):
         """Losses of forwards 0..observe of every member, (P, observe+1): pure JAX. The
@@ -692,6 +780,8 @@ class RMIEstimator:
             p = _net.init_params(k, cfg.C, cfg.N, cfg.num_classes, cfg.affine, None, dt)
             return _stack_cells(p, cfg.N)
 
+        if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
         params = jax.vmap(init)(keys)
         weights = _space.one_hot(archs).astype(dt)
@@ -716,3 +806,142 @@ class RMIEstimator:
         worst = jnp.asarray(worst_score(cfg.num_classes, cfg.beta), last.dtype)
         last = jnp.where(_space.is_connected(archs), last, worst)
         return jnp.where(jnp.isnan(last), jnp.inf, last).astype(jnp.float32)
+
+
+# ============================================================================ worker processes
+#
+# Workers are plain `python -c` subprocesses talking pickle over their stdin/stdout: unlike
+# multiprocessing's spawn/forkserver they never re-import the user's __main__ (so scripts
+# without an ``if __name__ == "__main__"`` guard are safe), and they exit when the parent's
+# end of the pipe closes.
+
+_WORKER_CMD = "from jaxnas.estimators.rmi import _worker_loop; _worker_loop()"
+
+
+def _worker_loop() -> None:
+    """Entry point of a worker subprocess: read the estimator's arguments, build it, then
+    train the members it is sent, one at a time, until stdin closes."""
+    import pickle
+    import sys
+
+    rd = sys.stdin.buffer
+    wr = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr  # keep the protocol stream clean
+    send = lambda obj: (pickle.dump(obj, wr, protocol=pickle.HIGHEST_PROTOCOL), wr.flush())
+    try:
+        init = pickle.load(rd)
+        est = RMIEstimator(*init["args"], strategy="composed", workers=1, warmup=True, **init["config"])
+        send(("ready", None))
+    except BaseException as e:  # report, then exit
+        send(("error", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        try:
+            msg = pickle.load(rd)
+        except EOFError:
+            return
+        if msg is None:
+            return
+        try:
+            send(("ok", est._member_losses(*msg)))
+        except BaseException as e:
+            send(("error", f"{type(e).__name__}: {e}"))
+
+
+class _Worker:
+    def __init__(self, init: dict):
+        import pickle
+        import subprocess
+        import sys
+
+        self._pickle = pickle
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CMD], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        self.send(init)
+
+    def send(self, obj):
+        self._pickle.dump(obj, self.proc.stdin, protocol=self._pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.flush()
+
+    def recv(self):
+        try:
+            return self._pickle.load(self.proc.stdout)
+        except EOFError:
+            return ("error", f"worker process exited (code {self.proc.poll()})")
+
+    def close(self):
+        try:
+            self.send(None)
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _WorkerPool:
+    """Worker subprocesses that train members for the 'composed' strategy. The calling process
+    trains members too; members are handed out one at a time, so uneven architectures balance
+    themselves. Results do not depend on the number of workers: member p always starts from
+    ``fold_in(key, p)`` and trains alone."""
+
+    def __init__(self, est: RMIEstimator, n: int):
+        init = {"args": est._init_args, "config": dataclasses.asdict(est.config)}
+        self.workers = [_Worker(init) for _ in range(n)]
+        self._ready = False
+
+    def _wait_ready(self):
+        if self._ready:
+            return
+        for w in self.workers:
+            status, info = w.recv()
+            if status != "ready":
+                self.close()
+                raise RuntimeError(f"an RMI worker process failed to start: {info}")
+        self._ready = True
+
+    def map(self, job, todo, key_data, archs, observe, trajectory):
+        """Run ``job(p)`` for every p in ``todo`` here and in the workers; results in order."""
+        self._wait_ready()
+        queue = list(todo)
+        lock = threading.Lock()
+        results, errors = {}, []
+
+        def take():
+            with lock:
+                return queue.pop(0) if queue and not errors else None
+
+        def remote(w):
+            while (p := take()) is not None:
+                try:
+                    w.send((key_data, p, archs[p], observe, trajectory))
+                    status, val = w.recv()
+                except (OSError, ValueError) as e:
+                    status, val = "error", f"{type(e).__name__}: {e}"
+                if status != "ok":
+                    errors.append(val)
+                    return
+                results[p] = val
+
+        threads = [threading.Thread(target=remote, args=(w,), daemon=True) for w in self.workers]
+        for t in threads:
+            t.start()
+        try:
+            while (p := take()) is not None:
+                results[p] = job(p)
+        finally:
+            for t in threads:
+                t.join()
+        if errors:
+            self.close()
+            raise RuntimeError(f"an RMI worker process failed: {errors[0]}")
+        return [results[p] for p in todo]
+
+    def close(self):
+        for w in self.workers:
+            w.close()
+        self.workers = []
