@@ -172,8 +172,8 @@ def main():
     params = ests[strategies[0]].init_params(key, archs)
 
     def run_torch():
-        return [torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, C=args.C, N=args.N)
-                for a, p in zip(archs, params)]
+        return [torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, C=args.C, N=args.N,
+                                     device=tdev) for a, p in zip(archs, params)]
 
     with PeakRSS() as pk:
         tscores = run_torch()

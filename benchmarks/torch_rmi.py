@@ -241,6 +241,7 @@ def train_arch(
     affine=True,
     trajectory=False,
     dtype=torch.float32,
+    device="cpu",
 ):
     """RMI loss of one architecture (RMI-NAS ``train_arch``).
 
@@ -254,6 +255,7 @@ def train_arch(
         observe: the forward index whose loss is returned.
         trajectory: return the losses of forwards 0..observe (a float64 numpy array) instead.
         dtype: torch.float32 (as published) or torch.float64 (to verify the arithmetic).
+        device: torch device ("cpu" or "cuda").
     Returns:
         float: the loss at ``observe`` (NaN -> inf), or the trajectory.
     """
@@ -262,15 +264,15 @@ def train_arch(
         w = worst_score(num_classes, beta)
         return np.full(observe + 1, w) if trajectory else w
     npdt = np.float64 if dtype == torch.float64 else np.float32
-    xt = torch.as_tensor(np.array(x, npdt)).permute(0, 3, 1, 2).contiguous()
-    yt = torch.as_tensor(np.asarray(y)).long()
+    xt = torch.as_tensor(np.array(x, npdt)).permute(0, 3, 1, 2).contiguous().to(device)
+    yt = torch.as_tensor(np.array(y)).long().to(device)
     b = xt.shape[0]
     with torch.no_grad():
-        tg = [gram_linear(torch.as_tensor(np.array(f, npdt)).reshape(b, -1)) for f in teacher_feats]
+        tg = [gram_linear(torch.as_tensor(np.array(f, npdt)).reshape(b, -1).to(device)) for f in teacher_feats]
     model = TinyNetwork(arch, C, N, num_classes, affine).to(dtype)
     if params is not None:
         load_jax_params(model, params)
-    model.train()
+    model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
     losses = []
     for step in range(observe + 1):

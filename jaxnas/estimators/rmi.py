@@ -22,9 +22,15 @@ numbers in benchmarks/README.md):
   SGD update fused in, re-expressed pooling, a fused loss head) composed per member in Python,
   running only the chosen ops. Every unit compiles once per shape -- never per architecture --
   and all of them are compiled when the estimator is built, so no population triggers a
-  compilation. This is the CPU path.
+  compilation. XLA:CPU runs one computation at a time per process, so members are trained in
+  parallel by ``workers`` processes (default: one per core), handed out one at a time.
+  This is the CPU path.
+
 ``strategy='auto'`` picks per backend by measurement: ``'composed'`` on CPU, ``'mask'``
-elsewhere.
+elsewhere. A "grouped" strategy (members that chose the same op at an edge run as one batched
+call) was measured on this CPU and not kept: batched per-member convolutions are grouped
+convolutions, which XLA:CPU runs 4-10x slower, and multi-member units were no faster than
+separate calls (benchmarks/README.md).
 
 The numerical core does no file I/O: the selected batch and the reference features come in as
 arrays (see :mod:`jaxnas.data` for the batch selection and :mod:`jaxnas.nets` for the reference).
@@ -76,6 +82,8 @@ class _jit:
             opts = CPU_COMPILER_OPTIONS if cpu else None
             fn = self._jitted[cpu] = jax.jit(self._fn, compiler_options=opts, **self._kw)
         return fn(*args, **kwargs)
+
+
 _NONE, _SKIP, _C1, _C3, _POOL = range(5)  # NB201 op codes (jaxnas.spaces.nb201.OPS order)
 
 
@@ -614,8 +622,11 @@ class RMIEstimator:
         teacher_features: the reference's 3 stage outputs on ``x``, each (B, ...).
         strategy: ``'auto'`` (default per backend), ``'composed'`` or ``'mask'``.
         warmup: compile every unit now (CPU strategies), so that no ``evaluate`` compiles.
+        workers: processes that train members in parallel ('composed' only; default one per
+            CPU core, the calling process included). Workers are ``python -c`` subprocesses
+            that build their own copy of this estimator; ``close()`` (or ``with``) stops them.
         **config: fields of :class:`RMIConfig` (C, N, num_classes, observe, lr, momentum,
-            weight_decay, beta, debiased, affine).
+            weight_decay, beta, debiased, affine, dtype).
 
     ``evaluate(key, archs)`` takes ``(P, 6)`` op codes and returns ``(P,)`` float32 scores.
     Member p is initialised from ``jax.random.fold_in(key, p)`` (:func:`nb201.init_params`),
