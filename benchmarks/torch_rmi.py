@@ -1,5 +1,8 @@
 """PyTorch peer of the RMI estimator: one architecture at a time, as RMI-NAS does.
 
+A library module, not a benchmark script: benchmarks/rmi_vs_torch.py times it against jaxnas
+and prints the RESULT line.
+
 This re-writes, in plain PyTorch eager mode, what the published RMI-NAS code computes for
 NAS-Bench-201 (``xfey/RMI-NAS`` ``RMINAS_nb201.py`` with the AutoDL ``TinyNetwork``; METHODS.md
 5.1): build the TinyNetwork of one architecture, train it in train mode on the single selected
