@@ -82,24 +82,7 @@ class TorchBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        c = self.features
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale = self.param("scale", nn.initializers.ones, (c,)) if self.affine else None
-        bias = self.param("bias", nn.initializers.zeros, (c,)) if self.affine else None
-        if train:
-            mean, var = ops.batch_norm_stats(x)
-            if not self.is_initializing() and self.is_mutable_collection("batch_stats"):
-                n = x.size // c
-                m = self.momentum
-                ra_mean.value = (1 - m) * ra_mean.value + m * mean
-                ra_var.value = (1 - m) * ra_var.value + m * var * (n / max(n - 1, 1))
-        else:
-            mean, var = ra_mean.value, ra_var.value
-        y = (x - mean) * jax.lax.rsqrt(var + ops.BN_EPS)
-        if scale is not None:
-            y = y * scale + bias
-        return y
+        return _bn_fields(self, x, self.features, self.affine, train, self.momentum)
 
 
 class ReLUConvBN(nn.Module):
@@ -126,8 +109,9 @@ class ReLUConvBN(nn.Module):
         return _bn_fields(self, y, self.c_out, self.affine, train)
 
 
-def _bn_fields(mod: nn.Module, y, c: int, affine: bool, train: bool):
-    """BatchNorm whose parameters sit directly in ``mod`` (flat param dicts)."""
+def _bn_fields(mod: nn.Module, y, c: int, affine: bool, train: bool, momentum: float = 0.1):
+    """PyTorch BatchNorm whose variables sit directly in ``mod`` (flat param dicts): biased batch
+    variance to normalise, unbiased variance in the running estimate, eps 1e-5."""
     ra_mean = mod.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
     ra_var = mod.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
     scale = mod.param("scale", nn.initializers.ones, (c,)) if affine else None
@@ -136,8 +120,8 @@ def _bn_fields(mod: nn.Module, y, c: int, affine: bool, train: bool):
         mean, var = ops.batch_norm_stats(y)
         if not mod.is_initializing() and mod.is_mutable_collection("batch_stats"):
             n = y.size // c
-            ra_mean.value = 0.9 * ra_mean.value + 0.1 * mean
-            ra_var.value = 0.9 * ra_var.value + 0.1 * var * (n / max(n - 1, 1))
+            ra_mean.value = (1 - momentum) * ra_mean.value + momentum * mean
+            ra_var.value = (1 - momentum) * ra_var.value + momentum * var * (n / max(n - 1, 1))
     else:
         mean, var = ra_mean.value, ra_var.value
     y = (y - mean) * jax.lax.rsqrt(var + ops.BN_EPS)
