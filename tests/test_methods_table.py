@@ -217,7 +217,7 @@ def test_config_errors(table):
     with pytest.raises(ValueError, match="score_column"):
         methods.run("hw_evrsnas", {"score_column": "cifar10_valid_acc"}, table=table)
     with pytest.raises(ValueError, match="estimator"):
-        methods.run("hw_evrsnas", {"estimator": "rmi"}, table=table)
+        methods.run("hw_evrsnas", {"estimator": "supernet"}, table=table)
 
 
 def test_shipped_configs_parse():
@@ -235,6 +235,11 @@ def test_shipped_configs_parse():
         c = parse_config(mod.Config, cfg)
         c.validate()
         assert c.seeds == 10 and c.constraint_quantiles == (0.25, 0.5, 0.75)
+        rmi = tomllib.loads((root / f"{name}_rmi.toml").read_text())
+        assert rmi.pop("method") == name
+        c = parse_config(mod.Config, rmi)
+        c.validate()  # also parses the [rmi] table
+        assert c.estimator == "rmi" and c.rmi["steps"] == 150 and c.rmi["C"] == 16
 
 
 def test_rmi_estimator_runs_through_the_python_loop(table):

@@ -104,8 +104,11 @@ class ProblemConfig:
 
     Attributes:
         table: a table file or folder (default: ``$JAXNAS_DATA_DIR`` / the shared data).
-        estimator: fitness source; ``'table'`` (a table column) from configs.
+        estimator: fitness source: ``'table'`` (a table column) or ``'rmi'`` (the RMI proxy
+            on real data; :mod:`jaxnas.methods.fitness`).
         score_column: the column the ``'table'`` estimator scores (``*_acc`` -> 100 - acc).
+        rmi: the ``[rmi]`` table of settings of the ``'rmi'`` estimator
+            (:class:`~jaxnas.methods.fitness.RMISettings`; default: METHODS.md 5.1 on CIFAR-10).
         dataset: HW-NAS-Bench dataset of the costs (``cifar10``, ``cifar100``,
             ``imagenet16_120``).
         metric: ``'latency'`` or ``'energy'``.
@@ -126,8 +129,17 @@ class ProblemConfig:
     seeds: int = 10
     constraint_quantiles: tuple[float, ...] = (0.25, 0.5, 0.75)
     report_column: str | None = None
+    rmi: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def validate(self):
+        from jaxnas.methods.fitness import ESTIMATORS, rmi_settings
+
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; known: {', '.join(ESTIMATORS)}")
+        if self.rmi is not None and not isinstance(self.rmi, Mapping):
+            raise ValueError(f"rmi must be a table of settings ([rmi] in TOML), got {self.rmi!r}")
+        if self.estimator == "rmi":
+            rmi_settings(self.rmi)
         if self.seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
         for q in self.constraint_quantiles:
@@ -174,7 +186,7 @@ class Problem:
         return bool(getattr(self.estimator, "oracle", False))
 
 
-def build_problem(cfg: ProblemConfig, table=None, estimator=None) -> Problem:
+def build_problem(cfg: ProblemConfig, table=None, estimator=None, log=None) -> Problem:
     """Load the table (unless given), build the estimator (unless given), the device cost
     columns and the constraint grid.
 
@@ -183,25 +195,13 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None) -> Problem:
     """
     from jaxnas.bench import HW_DEVICES, dataset_key, hw_column, load_table
     from jaxnas.costs import TableCost
-    from jaxnas.estimators import TableEstimator, check_estimator
+    from jaxnas.estimators import check_estimator
+    from jaxnas.methods.fitness import build_estimator
 
     cfg.validate()
     if table is None:
         table = load_table(cfg.table)
     ds = dataset_key(cfg.dataset)
-    if estimator is None:
-        if cfg.estimator != "table":
-            raise ValueError(
-                f"estimator {cfg.estimator!r} cannot be built from a config file yet: only "
-                "'table' can; pass an estimator object to jaxnas.methods.run(..., estimator=...)"
-            )
-        if not table.has(cfg.score_column):
-            raise ValueError(
-                f"score_column {cfg.score_column!r} is not in the table; it has: "
-                + ", ".join(c for c in table.columns if not c.startswith("help_"))
-            )
-        estimator = TableEstimator(table, cfg.score_column)
-    check_estimator(estimator)
     present = table.devices(ds, cfg.metric)
     if tuple(cfg.devices) == ("all",):
         devices = present
@@ -215,6 +215,9 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None) -> Problem:
         raise ValueError(f"the table has no {ds} {cfg.metric} column for any HW-NAS-Bench device")
     cost_objs = [TableCost(table, d, cfg.metric, ds) for d in devices]  # MissingCostError names gaps
     costs = jnp.stack([c.values for c in cost_objs])
+    if estimator is None:  # last: the RMI estimator loads data and compiles
+        estimator = build_estimator(cfg.estimator, table, cfg.score_column, cfg.rmi, log)
+    check_estimator(estimator)
     qs = tuple(float(q) for q in cfg.constraint_quantiles)
     constraints = np.stack([c.quantiles(qs) for c in cost_objs]).astype(np.float32)
     report_column = cfg.report_column or f"{ds}_test_acc"

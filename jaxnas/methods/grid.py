@@ -102,13 +102,21 @@ def run_grid(name: str, config, table=None, estimator=None, progress: bool = Tru
     mod = method_module(name)
     cfg = config if isinstance(config, mod.Config) else parse_config(mod.Config, config, name)
     cfg.validate()
-    prob = build_problem(cfg, table, estimator)
+    say = print if progress else (lambda *a, **k: None)
+    prob = build_problem(cfg, table, estimator, log=say)
+    try:
+        return _run(name, mod, cfg, prob, say, progress)
+    finally:
+        if estimator is None and hasattr(prob.estimator, "close"):
+            prob.estimator.close()  # an estimator built here (RMI worker processes)
+
+
+def _run(name, mod, cfg, prob, say, progress) -> Result:
     search = mod.make_search(cfg)
     params = search.default_params(cfg)
     est = prob.estimator
     D, S, Q = len(prob.devices), cfg.seeds, len(prob.quantiles)
     per_constraint = name == "hw_evrsnas"
-    say = print if progress else (lambda *a, **k: None)
 
     say(f"{name}: {D} devices ({', '.join(prob.devices)}) x {S} seeds"
         + (f" x {Q} constraints" if per_constraint else f", {Q} constraints per run")
@@ -130,6 +138,7 @@ def run_grid(name: str, config, table=None, estimator=None, progress: bool = Tru
             "oracle": prob.oracle,
             "note": ORACLE_NOTE if prob.oracle else "",
             "estimator": str(getattr(est, "name", type(est).__name__)),
+            "estimator_setup": getattr(est, "setup", None),
             "traceable": bool(est.traceable),
             "devices": list(prob.devices),
             "missing_devices": list(prob.missing_devices),
@@ -240,18 +249,42 @@ def _run_python(name, search, params, prob, cfg, per_constraint, timing, progres
     out = jax.tree.map(lambda *xs: np.stack(xs), *results)
     rs_res, rs_secs = [], []
     kd_rs = _keys(S, prob.devices, 1, salt=7919)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=D * S * cfg.evaluations, desc="random search", unit="arch")
+    evaluate = _chunked(est.evaluate, cfg.population, bar)
     for d in range(D):
         for s in range(S):
             key = kd_rs[d, s, 0]
             t0 = time.perf_counter()
-            r = random_search(est.evaluate, key, prob.costs[d], jnp.asarray(prob.constraints[d]),
+            r = random_search(evaluate, key, prob.costs[d], jnp.asarray(prob.constraints[d]),
                               cfg.evaluations)
             rs_res.append(jax.tree.map(np.asarray, r))
             rs_secs.append(time.perf_counter() - t0)
+    if bar is not None:
+        bar.close()
     timing["random_cell_seconds"] = rs_secs
     timing["estimator_evaluations_with_random"] = est.evaluations
     rs = jax.tree.map(lambda *xs: np.stack(xs), *rs_res)
     return out, rs
+
+
+def _chunked(evaluate, size: int, bar=None):
+    """``evaluate`` in chunks of ``size`` members (chunk i gets ``fold_in(key, i)``), so that
+    a long Python-path evaluation shows progress."""
+
+    def run(key, codes):
+        codes = np.asarray(codes)
+        out = []
+        for i in range(0, len(codes), size):
+            out.append(np.asarray(evaluate(jax.random.fold_in(key, i // size), codes[i:i + size])))
+            if bar is not None:
+                bar.update(len(out[-1]))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    return run
 
 
 def _row(method, prob, d, s, q, arch, score, queries, distinct, seconds):
