@@ -275,8 +275,10 @@ def _add_search(sub):
                    help="TOML file of method settings (see configs/*.toml; unknown keys are errors)")
     p.add_argument("--out", default=None, help="output folder (default: jaxnas-runs/<method>-<time>)")
     p.add_argument("--resume", action="store_true",
-                   help="if --out already holds a finished result.json, print it instead of rerunning "
-                   "(a grid runs as one compiled call, so there is no partial state to resume)")
+                   help="continue the run in --out: a finished result.json is printed, not rerun; "
+                   "an interrupted run whose estimator is not traceable (RMI on CPU) is replayed "
+                   "from its fitness_cache.json, training only what it had not reached (a "
+                   "table grid runs as one compiled call and has no partial state)")
     p.set_defaults(func=_search)
 
 
@@ -316,8 +318,16 @@ def _search(args):
             return
     from jaxnas import methods
 
+    fingerprint = runs.run_fingerprint(args.method, cfg)
+    cache = None
+    if args.resume:
+        try:
+            cache = runs.load_fitness_cache(out, fingerprint)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    save = lambda scores: runs.save_fitness_cache(out, fingerprint, scores)
     try:
-        result = methods.run(args.method, cfg, progress=True)
+        result = methods.run(args.method, cfg, progress=True, fitness_cache=cache, on_fitness=save)
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from e
     paths = runs.write_result(result, out)

@@ -5,7 +5,12 @@ A search run directory holds:
 - ``result.json``: config, metadata (oracle flag, devices, constraints, timings), the
   summary and every cell row (strict JSON: NaN/inf are written as null);
 - ``cells.csv``: one row per (method, device, seed, constraint);
-- ``summary.csv`` and ``summary.md``: aggregated over seeds, the table the CLI prints.
+- ``summary.csv`` and ``summary.md``: aggregated over seeds, the table the CLI prints;
+- ``fitness_cache.json`` (runs whose estimator is not traceable, e.g. RMI on CPU): every
+  architecture scored so far, saved after each generation, with the method and config it
+  belongs to. ``jaxnas search --resume`` replays the run from it: the searches are seeded,
+  so the replay asks for the same architectures in the same order and trains only those the
+  interrupted run had not reached, giving the result an uninterrupted run would have given.
 """
 
 from __future__ import annotations
@@ -124,6 +129,52 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+
+FITNESS_CACHE = "fitness_cache.json"
+
+
+def run_fingerprint(method: str, config: dict) -> dict:
+    """What a fitness cache belongs to: the method and its config (JSON-normalised)."""
+    return json.loads(json.dumps({"method": method, "config": _clean(dict(config))},
+                                 sort_keys=True))
+
+
+def save_fitness_cache(out_dir, fingerprint: dict, cache: dict) -> Path:
+    """Write ``fitness_cache.json`` atomically (``cache``: NB201 index -> score)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FITNESS_CACHE
+    data = {"fingerprint": fingerprint, "scores": {str(int(k)): float(v) for k, v in cache.items()}}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+    return path
+
+
+def load_fitness_cache(out_dir, fingerprint: dict) -> dict[int, float] | None:
+    """The scores saved in ``out_dir`` (None if there is no cache file).
+
+    Raises:
+        ValueError: the file is unreadable, or belongs to another method or config (one line
+            naming the file).
+    """
+    path = Path(out_dir) / FITNESS_CACHE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        scores = {int(k): float(v) for k, v in data["scores"].items()}
+        saved = data["fingerprint"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a jaxnas fitness cache ({e})") from e
+    if saved != fingerprint:
+        diff = sorted(k for k in set(saved.get("config", {})) | set(fingerprint["config"])
+                      if saved.get("config", {}).get(k) != fingerprint["config"].get(k))
+        what = f"config keys differ: {', '.join(diff)}" if diff else "the method differs"
+        raise ValueError(f"{path} belongs to another run ({what}); resume with the same "
+                         "config, or choose another --out")
+    return scores
 
 
 def load_result(path) -> dict:

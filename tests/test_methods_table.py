@@ -242,20 +242,13 @@ def test_shipped_configs_parse():
         assert c.estimator == "rmi" and c.rmi["steps"] == 150 and c.rmi["C"] == 16
 
 
-def test_rmi_estimator_runs_through_the_python_loop(table):
+def test_rmi_estimator_runs_through_the_python_loop(table, rmi_batch):
     """The RMI estimator (not traceable on CPU) drives MO-HDNAS through ask -> evaluate ->
     tell loops; found architectures are reported with the table's accuracy, not as oracle."""
-    import jax
-
-    root = require_data("cifar10/cifar10_train_part0.npz", "resnet20_cifar10.npz", *DATA)
     from jaxnas import methods
-    from jaxnas.data import load_npz_split, pretrained_cifar10_resnet20, select_lowest_loss_batch
     from jaxnas.estimators import RMIEstimator
 
-    x, y = load_npz_split(root / "cifar10" / "cifar10_train_part0.npz")
-    ref = pretrained_cifar10_resnet20(root)
-    xb, yb = select_lowest_loss_batch(jax.random.PRNGKey(0), x, y, ref)
-    feats = [np.asarray(f) for f in ref.features(xb, normalised=True)]
+    xb, yb, feats = rmi_batch
     est = RMIEstimator(np.asarray(xb), np.asarray(yb), feats, strategy="composed", C=4, N=1, observe=3)
     assert not est.traceable
     r = methods.run("mo_hdnas", {"devices": ["fpga"], "seeds": 1, "population": 4,

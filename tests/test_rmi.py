@@ -12,22 +12,8 @@ import pytest
 
 from jaxnas.estimators import cka
 from jaxnas.estimators.rmi import RMIEstimator, worst_score
-from tests.conftest import require_data
 
 SMALL = dict(C=4, N=1, observe=3, workers=1)
-
-
-@pytest.fixture(scope="module")
-def rmi_batch():
-    """The real RMI batch: lowest-loss CIFAR-10 images under the pretrained ResNet-20."""
-    root = require_data("cifar10/cifar10_train_part0.npz", "resnet20_cifar10.npz")
-    from jaxnas.data import load_npz_split, pretrained_cifar10_resnet20, select_lowest_loss_batch
-
-    x, y = load_npz_split(root / "cifar10" / "cifar10_train_part0.npz")
-    ref = pretrained_cifar10_resnet20(root)
-    xb, yb = select_lowest_loss_batch(jax.random.PRNGKey(0), x, y, ref)
-    feats = ref.features(xb, normalised=True)
-    return np.asarray(xb), np.asarray(yb), [np.asarray(f) for f in feats]
 
 
 # ---------------------------------------------------------------------------- CKA

@@ -21,7 +21,7 @@ import pytest
 
 from jaxnas.estimators.rmi import RMIEstimator
 from jaxnas.spaces import nb201 as space
-from tests.conftest import REPO, require_data
+from tests.conftest import REPO
 
 torch = pytest.importorskip("torch")
 
@@ -34,18 +34,6 @@ def _peer():
     sys.modules["torch_rmi"] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-@pytest.fixture(scope="module")
-def rmi_batch():
-    root = require_data("cifar10/cifar10_train_part0.npz", "resnet20_cifar10.npz")
-    from jaxnas.data import load_npz_split, pretrained_cifar10_resnet20, select_lowest_loss_batch
-
-    x, y = load_npz_split(root / "cifar10" / "cifar10_train_part0.npz")
-    ref = pretrained_cifar10_resnet20(root)
-    xb, yb = select_lowest_loss_batch(jax.random.PRNGKey(0), x, y, ref)
-    feats = ref.features(xb, normalised=True)
-    return np.asarray(xb), np.asarray(yb), [np.asarray(f) for f in feats]
 
 
 def _archs(n=10, seed=0):

@@ -78,12 +78,21 @@ class CachedEstimator:
 
     traceable = False
 
-    def __init__(self, estimator):
+    def __init__(self, estimator, cache: dict | None = None, on_update=None):
+        """Args:
+            estimator: the wrapped estimator.
+            cache: scores known already, ``{official NB201 index: score}`` (e.g. those of an
+                interrupted run: replaying the same searches then trains exactly the
+                architectures the interrupted run had not reached, with the same keys).
+            on_update: ``on_update(cache)`` after every call that trained something (to
+                save the cache).
+        """
         check_estimator(estimator)
         self.estimator = estimator
         self.name = estimator_name(estimator)
         self.oracle = is_oracle(estimator)
-        self.cache: dict[int, float] = {}
+        self.cache: dict[int, float] = {int(k): float(v) for k, v in (cache or {}).items()}
+        self.on_update = on_update
         self.evaluations = 0
         self.queries = 0
 
@@ -110,4 +119,6 @@ class CachedEstimator:
             if np.isfinite(s):
                 self.cache[a] = float(s)
         self.queries += len(idx)
+        if fresh and self.on_update is not None:
+            self.on_update(self.cache)
         return out

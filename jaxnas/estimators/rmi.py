@@ -837,7 +837,11 @@ def _worker_loop() -> None:
 
     rd = sys.stdin.buffer
     wr = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr  # keep the protocol stream clean
+    # keep the protocol stream clean: Python prints and C-level writes to fd 1 (XLA, absl)
+    # both go to stderr; a stray byte in the pipe would corrupt the parent's pickle stream
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), 1)
+    sys.stdout = sys.stderr
     send = lambda obj: (pickle.dump(obj, wr, protocol=pickle.HIGHEST_PROTOCOL), wr.flush())
     try:
         init = pickle.load(rd)

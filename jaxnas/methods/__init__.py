@@ -19,13 +19,18 @@ from jaxnas.methods.grid import METHOD_MODULES, Result, method_module, run_grid
 METHODS = tuple(METHOD_MODULES)
 
 
-def run(name: str, config=None, table=None, estimator=None, progress: bool = False) -> Result:
+def run(name: str, config=None, table=None, estimator=None, progress: bool = False,
+        fitness_cache: dict | None = None, on_fitness=None) -> Result:
     """Run method ``name`` with ``config`` over its results grid and return the Result.
+
+    ``fitness_cache`` / ``on_fitness``: see :func:`jaxnas.methods.grid.run_grid` (resuming
+    a run whose estimator is not traceable, e.g. RMI on CPU).
 
     Raises:
         ValueError: an unknown method name or bad config (one line).
     """
-    return run_grid(name, config or {}, table=table, estimator=estimator, progress=progress)
+    return run_grid(name, config or {}, table=table, estimator=estimator, progress=progress,
+                    fitness_cache=fitness_cache, on_fitness=on_fitness)
 
 
 __all__ = ["METHODS", "Result", "method_module", "run", "run_grid"]

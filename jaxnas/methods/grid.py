@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas.estimators import CachedEstimator
 from jaxnas.methods.common import build_problem, config_dict, drive, parse_config, random_search
 from jaxnas.spaces import nb201
 
@@ -87,13 +88,18 @@ def _keys(seeds: int, devices, extra: int = 1, salt: int = 0):
     return jax.vmap(per_dev)(ids)
 
 
-def run_grid(name: str, config, table=None, estimator=None, progress: bool = True) -> Result:
+def run_grid(name: str, config, table=None, estimator=None, progress: bool = True,
+             fitness_cache: dict | None = None, on_fitness=None) -> Result:
     """Run ``name`` (``'hw_evrsnas'`` or ``'mo_hdnas'``) over the grid of ``config``.
 
     Args:
         config: a mapping (e.g. parsed TOML) or the method's ``Config``.
         table: a loaded BenchTable (default: loaded from ``config.table``).
         estimator: any estimator (default: built from ``config.estimator``).
+        fitness_cache, on_fitness: non-traceable estimators only: known scores
+            ``{NB201 index: score}`` to start the shared fitness cache from, and a callback
+            ``on_fitness(cache)`` after every evaluation that trained something (the CLI uses
+            them to save the cache and ``--resume`` an interrupted run exactly).
     Returns:
         :class:`Result`.
     Raises:
@@ -105,13 +111,13 @@ def run_grid(name: str, config, table=None, estimator=None, progress: bool = Tru
     say = print if progress else (lambda *a, **k: None)
     prob = build_problem(cfg, table, estimator, log=say)
     try:
-        return _run(name, mod, cfg, prob, say, progress)
+        return _run(name, mod, cfg, prob, say, progress, fitness_cache, on_fitness)
     finally:
         if estimator is None and hasattr(prob.estimator, "close"):
             prob.estimator.close()  # an estimator built here (RMI worker processes)
 
 
-def _run(name, mod, cfg, prob, say, progress) -> Result:
+def _run(name, mod, cfg, prob, say, progress, fitness_cache, on_fitness) -> Result:
     search = mod.make_search(cfg)
     params = search.default_params(cfg)
     est = prob.estimator
@@ -128,7 +134,12 @@ def _run(name, mod, cfg, prob, say, progress) -> Result:
     if est.traceable:
         out, rs = _run_traceable(name, search, params, prob, cfg, per_constraint, timing, say)
     else:
-        out, rs = _run_python(name, search, params, prob, cfg, per_constraint, timing, progress)
+        est = CachedEstimator(est, fitness_cache, on_fitness)
+        timing["resumed_with_scores"] = len(est.cache)
+        if fitness_cache:
+            say(f"resuming: {len(est.cache)} architectures already scored")
+        out, rs = _run_python(name, search, params, prob, cfg, per_constraint, timing, progress,
+                              est)
 
     rows = _rows(name, prob, cfg, out, rs, per_constraint, timing)
     result = Result(
@@ -138,7 +149,7 @@ def _run(name, mod, cfg, prob, say, progress) -> Result:
             "oracle": prob.oracle,
             "note": ORACLE_NOTE if prob.oracle else "",
             "estimator": str(getattr(est, "name", type(est).__name__)),
-            "estimator_setup": getattr(est, "setup", None),
+            "estimator_setup": getattr(prob.estimator, "setup", None),
             "traceable": bool(est.traceable),
             "devices": list(prob.devices),
             "missing_devices": list(prob.missing_devices),
@@ -211,10 +222,7 @@ def _run_traceable(name, search, params, prob, cfg, per_constraint, timing, say)
     return jax.tree.map(np.asarray, out), jax.tree.map(np.asarray, rs)
 
 
-def _run_python(name, search, params, prob, cfg, per_constraint, timing, progress):
-    from jaxnas.estimators import CachedEstimator
-
-    est = CachedEstimator(prob.estimator)
+def _run_python(name, search, params, prob, cfg, per_constraint, timing, progress, est):
     D, S, Q = len(prob.devices), cfg.seeds, len(prob.quantiles)
     n_q = Q if per_constraint else 1
     kd = _keys(S, prob.devices, n_q)
