@@ -162,7 +162,7 @@ def main():
         ests[s] = est
         peak[s] = pk.peak + worker_peaks(est)
         t0 = time.perf_counter()
-        est.evaluate(key, archs)
+        np.asarray(est.evaluate(key, archs))  # 'mask' returns asynchronously: wait for it
         steady = time.perf_counter() - t0
         compile_s[s] = max(first - steady, 0.0)
         print(f"[{s}] workers {est.workers}, first call {first:.1f} s, compile ~{compile_s[s]:.1f} s, "
@@ -184,7 +184,7 @@ def main():
     for r in range(args.repeats):
         for s in strategies:
             t0 = time.perf_counter()
-            ests[s].evaluate(key, archs)
+            np.asarray(ests[s].evaluate(key, archs))
             times[s].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         run_torch()

@@ -174,3 +174,44 @@ def test_bad_arch_is_a_clear_error():
         nb201.check_arch((0, 1, 2, 3, 4, 5))
     with pytest.raises(ValueError, match="6 integer"):
         nb201.check_arch((0, 1, 2))
+
+
+@pytest.mark.parametrize("shape, cout, stride", [
+    ((2, 8, 8, 4), 4, 1), ((2, 8, 8, 4), 6, 2), ((2, 7, 7, 3), 5, 2), ((1, 5, 6, 2), 3, 1),
+])
+def test_loopsafe_conv3x3_vjp_equals_xla(shape, cout, stride):
+    """The loop-safe conv's hand-written VJP (im2col matmul for dW, flipped-kernel forward
+    conv for dx) equals XLA's autodiff of the same convolution, inside a scan too."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnas.nets import ops
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(k1, shape)
+    w = jax.random.normal(k2, (3, 3, shape[-1], cout))
+    y_ref = ops.conv3x3(x, w, stride)
+    dy = jax.random.normal(k3, y_ref.shape)
+    np.testing.assert_allclose(ops.conv3x3_loopsafe(x, w, stride), y_ref, rtol=1e-6)
+    ref = jax.vjp(lambda a, b: ops.conv3x3(a, b, stride), x, w)[1](dy)
+    got = jax.vjp(lambda a, b: ops.conv3x3_loopsafe(a, b, stride), x, w)[1](dy)
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+    # the same inside a loop (where it is used)
+    scan = jax.lax.scan(lambda c, _: (c + jax.grad(lambda b: jnp.sum(
+        ops.conv3x3_loopsafe(x, b, stride) * dy))(w), None), jnp.zeros_like(w), None, length=2)[0]
+    np.testing.assert_allclose(scan, 2 * ref[1], rtol=1e-4, atol=1e-4)
+
+
+def test_loopsafe_conv1x1_vjp_equals_xla():
+    import jax
+
+    from jaxnas.nets import ops
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(1), 3)
+    x, w = jax.random.normal(k1, (2, 5, 5, 4)), jax.random.normal(k2, (4, 6))
+    dy = jax.random.normal(k3, (2, 5, 5, 6))
+    ref = jax.vjp(ops.conv1x1, x, w)[1](dy)
+    got = jax.vjp(ops.conv1x1_loopsafe, x, w)[1](dy)
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)

@@ -33,6 +33,7 @@ linear kernels ``(in, out)``. PyTorch layouts are OIHW / ``(out, in)``.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +79,80 @@ def conv1x1(x: jax.Array, w: jax.Array) -> jax.Array:
     if x.ndim == 4:
         return lax.conv_general_dilated(x, w[None, None], (1, 1), ((0, 0), (0, 0)), dimension_numbers=_DN)
     return jnp.einsum("...c,cd->...d", x, w)
+
+
+# ---------------------------------------------------------------------------- loop-safe convs
+#
+# Measured (benchmarks/README.md, "XLA:CPU convolution gradients inside loops"): inside a
+# while loop (lax.scan, lax.map, fori_loop) XLA:CPU runs the weight-gradient convolution of a
+# 3x3 conv (32x32x16, batch 32) about 60x slower than the same op outside a loop (160-180 ms
+# vs 2.7-4.5 ms), and the input-gradient convolution about 8x slower; forward convolutions
+# and matmuls are unaffected. The VJPs below express both gradients with those: dW as one
+# matmul of the 9 shifted input taps (im2col) with dy, dx as forward convolution(s) with the
+# flipped kernel. Use them in code that differentiates inside loops (the 'mask' strategy).
+
+
+def _taps(xp: jax.Array, ho: int, wo: int, stride: int) -> jax.Array:
+    """The 9 shifted (strided) views of a padded input, stacked on a new axis -2:
+    ``(B, ho, wo, 9, C)``; tap ``3 i + j`` is ``xp[:, s h + i, s w + j]``."""
+    s = stride
+    views = [
+        lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + s * (ho - 1) + 1, j + s * (wo - 1) + 1,
+                                    xp.shape[3]), (1, s, s, 1))
+        for i in range(3) for j in range(3)
+    ]
+    return jnp.stack(views, axis=-2)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3_loopsafe(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """:func:`conv3x3` with a VJP made of forward convolutions and matmuls (see above)."""
+    return conv3x3(x, w, stride)
+
+
+def _conv3x3_ls_fwd(x, w, stride):
+    return conv3x3(x, w, stride), (x, w)
+
+
+def _conv3x3_ls_bwd(stride, res, dy):
+    x, w = res
+    b, h, wd, cin = x.shape
+    ho, wo, cout = dy.shape[1], dy.shape[2], dy.shape[3]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = _taps(xp, ho, wo, stride).reshape(b * ho * wo, 9 * cin)
+    dw = (cols.T @ dy.reshape(b * ho * wo, cout)).reshape(3, 3, cin, cout)
+    wt = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)  # (3, 3, C_out, C_in)
+    if stride == 1:
+        dx = lax.conv_general_dilated(dy, wt, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_DN)
+    else:
+        # the transpose of a strided conv: dy dilated by the stride, then a stride-1 conv
+        pad = ((1, h - (ho - 1) * stride - 1 + 1), (1, wd - (wo - 1) * stride - 1 + 1))
+        dx = lax.conv_general_dilated(dy, wt, (1, 1), pad, lhs_dilation=(stride, stride),
+                                      dimension_numbers=_DN)
+    return dx, dw
+
+
+conv3x3_loopsafe.defvjp(_conv3x3_ls_fwd, _conv3x3_ls_bwd)
+
+
+@jax.custom_vjp
+def conv1x1_loopsafe(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`conv1x1` with a matmul VJP (see above)."""
+    return conv1x1(x, w)
+
+
+def _conv1x1_ls_fwd(x, w):
+    return conv1x1(x, w), (x, w)
+
+
+def _conv1x1_ls_bwd(res, dy):
+    x, w = res
+    cin, cout = w.shape
+    dw = x.reshape(-1, cin).T @ dy.reshape(-1, cout)
+    return (dy.reshape(-1, cout) @ w.T).reshape(x.shape), dw
+
+
+conv1x1_loopsafe.defvjp(_conv1x1_ls_fwd, _conv1x1_ls_bwd)
 
 
 def batch_norm(x: jax.Array, scale=None, bias=None, eps: float = BN_EPS) -> jax.Array:
