@@ -161,28 +161,6 @@ def prepare_cost(cfg: QuickstartConfig, cache_dir=None, log=_log):
     return table, info, "ms"
 
 
-class _CachedFitness:
-    """``(key, archs) -> (P,)`` RMI scores, training each genotype once.
-
-    The architecture-fitness cache of CMANAS: a genotype seen before (in any generation) is
-    looked up, not retrained. The new genotypes of one call are scored together.
-    """
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-        self.scores: dict[int, float] = {}
-        self.evaluations = 0
-
-    def __call__(self, key, archs):
-        idx = np.asarray(nb201.index(np.asarray(archs))).reshape(-1)
-        new = [i for i in dict.fromkeys(idx.tolist()) if i not in self.scores]
-        if new:
-            s = np.asarray(self.estimator.evaluate(key, nb201.from_index(np.asarray(new))))
-            self.scores.update(zip(new, s.tolist()))
-            self.evaluations += len(new)
-        return np.array([self.scores[i] for i in idx], np.float32)
-
-
 def search(cfg: QuickstartConfig, estimator, cost, progress: bool = True):
     """MO-HDNAS (:mod:`jaxnas.methods.mo_hdnas`, METHODS.md 6) with its default operators:
     NSGA-II over [RMI score, cost, -chi].
@@ -192,6 +170,7 @@ def search(cfg: QuickstartConfig, estimator, cost, progress: bool = True):
     Returns:
         ``(final_population codes (P, 6), objectives (P, 3), fitness_fn)``.
     """
+    from jaxnas.estimators import CachedEstimator
     from jaxnas.methods import mo_hdnas
     from jaxnas.methods.common import drive
 
@@ -200,12 +179,12 @@ def search(cfg: QuickstartConfig, estimator, cost, progress: bool = True):
     srch = mo_hdnas.make_search(mcfg)
     costs = jnp.asarray(cost.values, jnp.float32)
     data = {"cost": costs, "T": jnp.quantile(costs, jnp.asarray(CONSTRAINT_QUANTILES))}
-    fitness = _CachedFitness(estimator)
+    fitness = CachedEstimator(estimator)  # each genotype trained once (CMANAS's AF table)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.generations, desc="MO-HDNAS", unit="gen")
+        bar = tqdm(total=cfg.generations + 1, desc="MO-HDNAS", unit="gen")  # + the initial population
 
     def callback(g, state):
         if bar is not None:
@@ -213,7 +192,7 @@ def search(cfg: QuickstartConfig, estimator, cost, progress: bool = True):
             bar.update(1)
 
     try:
-        state = drive(srch, fitness, jax.random.key(cfg.seed), data, srch.default_params(mcfg),
+        state = drive(srch, fitness.evaluate, jax.random.key(cfg.seed), data, srch.default_params(mcfg),
                       traceable=False, callback=callback)
     finally:
         if bar is not None:

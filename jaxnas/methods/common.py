@@ -259,7 +259,8 @@ def drive(search, evaluate: Callable, key: jax.Array, data, params, traceable: b
         search: a method search object (see the module docstring).
         evaluate: ``(key, codes) -> (P,) scores``; traceable when ``traceable``.
         data: per-cell pytree (cost column, constraints).
-        callback: Python path only, ``callback(generation, state)`` after each tell.
+        callback: Python path only, ``callback(generation, state)`` after the initial
+            population (generation -1) and after each tell.
     Returns:
         the final state.
     """
@@ -280,6 +281,8 @@ def drive(search, evaluate: Callable, key: jax.Array, data, params, traceable: b
     init, ask, tell = jax.jit(search.init), jax.jit(search.ask), jax.jit(search.tell)
     pop0 = sample(k_init)
     state = init(k_init, pop0, jnp.asarray(evaluate(k_eval, decode(pop0)), jnp.float32), data, params)
+    if callback is not None:
+        callback(-1, state)  # the initial population
     for g in range(search.generations):
         ka, ke, kt = jax.random.split(keys[g], 3)
         pop, state = ask(ka, state, params)

@@ -124,7 +124,7 @@ def rmi_batch(s: RMISettings, log=None):
             "batch_reference_loss_max": float(np.max(np.asarray(det["loss"])))}
     if log is not None:
         log(f"rmi: {s.batch_size} lowest-loss {s.dataset} images ({ds.source}) under reference "
-            f"{ref.name}; max reference loss in the batch {info['batch_reference_loss_max']:.4f}")
+            f"{ref.name}; max reference loss in the batch {info['batch_reference_loss_max']:.3g}")
     return x, np.asarray(y), feats, info
 
 

@@ -231,7 +231,7 @@ def _run_python(name, search, params, prob, cfg, per_constraint, timing, progres
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=D * S * n_q * search.generations, desc=name, unit="gen")
+        bar = tqdm(total=D * S * n_q * (search.generations + 1), desc=name, unit="gen")
     t_all = time.perf_counter()
     for d in range(D):
         for s in range(S):
