@@ -31,7 +31,7 @@ numbers in benchmarks/README.md):
 elsewhere. A "grouped" strategy (members that chose the same op at an edge run as one batched
 call) was measured on this CPU and not kept: batched per-member convolutions are grouped
 convolutions, which XLA:CPU runs 4-10x slower, and multi-member units were no faster than
-separate calls (benchmarks/README.md).
+separate calls (a development measurement; not recorded in benchmarks/README.md).
 
 The numerical core does no file I/O: the selected batch and the reference features come in as
 arrays (see :mod:`jaxnas.data` for the batch selection and :mod:`jaxnas.nets` for the reference).
@@ -60,7 +60,7 @@ from jaxnas.spaces import nb201 as _space
 
 STRATEGIES = ("composed", "mask")
 #: XLA:CPU options for every program here: without the new fusion emitters these programs
-#: compile about 2x faster with the same run time (measured; benchmarks/README.md).
+#: compile about 2x faster with the same run time (a development measurement, not recorded).
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 

@@ -74,7 +74,8 @@ def conv1x1(x: jax.Array, w: jax.Array) -> jax.Array:
 
     NHWC inputs use a 1x1 ``conv_general_dilated``: with jax 0.10 on XLA:CPU its forward and
     backward measured 10-35 % faster than the ``einsum`` matmul that PERF_NOTES.md recommended
-    for an older stack (benchmarks/README.md); other ranks use the matmul.
+    for an older stack (a development measurement, not recorded in benchmarks/README.md);
+    other ranks use the matmul.
     """
     if x.ndim == 4:
         return lax.conv_general_dilated(x, w[None, None], (1, 1), ((0, 0), (0, 0)), dimension_numbers=_DN)
@@ -83,7 +84,7 @@ def conv1x1(x: jax.Array, w: jax.Array) -> jax.Array:
 
 # ---------------------------------------------------------------------------- loop-safe convs
 #
-# Measured (benchmarks/README.md, "XLA:CPU convolution gradients inside loops"): inside a
+# Measured (benchmarks/README.md, "Finding: XLA:CPU convolution gradients inside loops"): in a
 # while loop (lax.scan, lax.map, fori_loop) XLA:CPU runs the weight-gradient convolution of a
 # 3x3 conv (32x32x16, batch 32) about 60x slower than the same op outside a loop (160-180 ms
 # vs 2.7-4.5 ms), and the input-gradient convolution about 8x slower; forward convolutions
