@@ -67,7 +67,7 @@ class RMISettings:
 
         if self.dataset not in DATASETS:
             raise ValueError(f"rmi: unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        for name in ("batch_size", "pool_factor", "C", "N"):
+        for name in ("pool_factor", "C", "N"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rmi: {name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0 or self.workers < 0:
