@@ -377,7 +377,7 @@ def test_cmaes_settings_and_cache():
     assert seen.sum() == len(np.unique(np.concatenate(calls)))
     # re-telling the same population gives the cached values, not new noise
     pop, _ = cm.ask(jax.random.key(7), st, params)
-    f1, _, _ = cm.cached(pop, jnp.zeros(14), st)
+    f1 = cm.shape(pop, jnp.zeros(14), st, params)
     ids = np.asarray(nb201.index_jax(cm.decode(pop)))
     cached = seen[ids]
     np.testing.assert_array_equal(np.asarray(f1)[cached], np.asarray(st.cache_fitness)[ids][cached])

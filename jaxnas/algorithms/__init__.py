@@ -1,12 +1,14 @@
-"""Search algorithms with one evosax-style ask/tell interface (DESIGN.md convention 2).
+"""Search algorithms on one evosax-style base class (DESIGN.md convention 2) and one driver.
 
-``GA`` (EvNAS/pEvoNAS), ``NSGA2`` (pymoo semantics; NEvoNAS, MO-HDNAS) and ``CMAES`` (an
-adapter over evosax's CMA-ES; CMANAS). Operators (:mod:`.operators`), genome encodings
-(:mod:`.encodings`) and population objectives (:mod:`.novelty`) compose with them.
+``GA`` (EvNAS/pEvoNAS), ``NSGA2`` (pymoo semantics; NEvoNAS, MO-HDNAS), ``CMAES`` (an
+adapter over evosax's CMA-ES; CMANAS) and ``RandomSearch`` subclass
+:class:`~jaxnas.algorithms.base.Algorithm`; :mod:`.driver` runs any of them compiled
+(``run_compiled``) or as a Python loop (``run_loop``). Operators (:mod:`.operators`), genome
+encodings (:mod:`.encodings`) and population objectives (:mod:`.novelty`) compose with them.
 """
 
 from jaxnas.algorithms import operators
-from jaxnas.algorithms.base import Archive, run_compiled, run_loop
+from jaxnas.algorithms.base import Algorithm, State, clean
 from jaxnas.algorithms.cmaes import CMAES, cmanas_popsize
 from jaxnas.algorithms.encodings import (
     Categorical,
@@ -15,14 +17,18 @@ from jaxnas.algorithms.encodings import (
     nb201_alpha,
     nb201_categorical,
 )
+from jaxnas.algorithms.dedup import Archive
+from jaxnas.algorithms.driver import run_compiled, run_loop
 from jaxnas.algorithms.ga import GA
 from jaxnas.algorithms.novelty import CostDiversity, JaccardNovelty, jaccard_distance
 from jaxnas.algorithms.nsga2 import NSGA2, nevonas_params
+from jaxnas.algorithms.random import RandomSearch
 
-ALGORITHMS = {"ga": GA, "nsga2": NSGA2, "cmaes": CMAES}
+ALGORITHMS = {"ga": GA, "nsga2": NSGA2, "cmaes": CMAES, "random": RandomSearch}
 
 __all__ = [
     "ALGORITHMS",
+    "Algorithm",
     "Archive",
     "CMAES",
     "Categorical",
@@ -30,7 +36,10 @@ __all__ = [
     "GA",
     "JaccardNovelty",
     "NSGA2",
+    "RandomSearch",
     "Real",
+    "State",
+    "clean",
     "cmanas_popsize",
     "get_encoding",
     "jaccard_distance",

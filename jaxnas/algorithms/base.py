@@ -1,215 +1,127 @@
-"""Shared pieces of the ask/tell algorithms: duplicate filtering, a fixed-size archive and
-two drivers (one compiled scan for traceable fitness, one Python loop for the rest).
+"""The one algorithm protocol (DESIGN.md convention 2), in the manner of evosax's
+``EvolutionaryAlgorithm`` base class::
 
-Signatures follow DESIGN.md convention 2::
-
-    init(key, population, fitness, params) -> state      # population-based (GA, NSGA2)
     init(key, params) -> state                            # distribution-based (CMAES)
+    init(key, population, fitness, params) -> state       # population-based (GA, NSGA2, ...)
     ask(key, state, params) -> (population, state)
     tell(key, population, fitness, state, params) -> (state, metrics)
 
-``key`` comes first and is never stored; fitness is minimised; NaN becomes ``+inf``.
+As in evosax, a population-based algorithm is initialised from an evaluated population
+(``sample(key)`` draws it) and a distribution-based one from its parameters alone.
+``key`` comes first and is never stored in the state; fitness is minimised, ``(P,)`` for one
+objective and ``(P, M)`` for several.
+
+What every algorithm needs is done here, once, in :meth:`Algorithm.tell` (and ``init``):
+
+- **non-finite fitness** becomes ``+inf`` in *every* objective of that member
+  (:func:`clean`), so a failed evaluation never enters a front, an archive or a best;
+- **fitness shaping** (:meth:`Algorithm.shape`, identity by default): what the algorithm
+  ranks, e.g. CMANAS's architecture-fitness cache or NSGA-II's eliminated duplicates;
+- **counters and the best**: ``generation``, ``num_evaluations`` (fitness rows received) and
+  ``best_genome`` / ``best_fitness`` (the lowest first objective ever told; ``+inf`` until a
+  finite one arrives), kept in the fields of :class:`State` that every state has;
+- **metrics**: ``best_fitness`` and ``num_evaluations`` are added to the subclass's own.
+
+Subclasses implement ``_init`` / ``_ask`` / ``_tell``; the drivers are in
+:mod:`jaxnas.algorithms.driver`.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxnas.metrics import _sort
-
 
 def clean(fitness: jax.Array) -> jax.Array:
-    """float32, NaN -> +inf (DESIGN.md convention 2)."""
-    f = jnp.asarray(fitness, jnp.float32)
-    return jnp.where(jnp.isnan(f), jnp.inf, f)
+    """float32 fitness with every non-finite member set to ``+inf`` in every objective.
 
-
-def _flat(x):
-    return x.reshape(x.shape[0], -1)
-
-
-_BITMAP_MAX = 1 << 22
-
-
-def _first_occurrence(keys: tuple[jax.Array, ...], start: int) -> jax.Array:
-    """bool ``(n - start,)``: row i (i >= start) has no equal-key row before it."""
-    n = keys[0].shape[0]
-    if n <= _sort.SMALL:
-        eq = jnp.ones((n - start, n), bool)
-        for k in keys:
-            eq = eq & (k[start:, None] == k[None, :])
-        earlier = jnp.arange(n)[None, :] < jnp.arange(start, n)[:, None]
-        return ~jnp.any(eq & earlier, axis=1)
-    order = jnp.lexsort(tuple(reversed(keys)))  # stable: equal keys keep index order
-    same = jnp.ones((n - 1,), bool)
-    for k in keys:
-        sk = k[order]
-        same = same & (sk[1:] == sk[:-1])
-    first = jnp.concatenate([jnp.array([True]), ~same])
-    return jnp.zeros((n,), bool).at[order].set(first)[start:]
-
-
-def unique_mask(encoding, existing: jax.Array, candidates: jax.Array) -> jax.Array:
-    """bool ``(C,)``: candidate i equals no ``existing`` genome and no earlier candidate.
-
-    Categorical genomes compare one integer key each (NB201: the base-5 code). Float
-    genomes compare two 32-bit hashes of their bits (pymoo's default elimination compares
-    X exactly; two different rows colliding on both hashes, about 2^-64 per pair, would be
-    taken for duplicates).
+    ``(P,)``: NaN and +-inf become +inf. ``(P, M)``: a row with any non-finite entry becomes
+    all +inf (so a failed member with a low cost is dominated, never on a front).
     """
-    ke, kc = encoding.dedup_key(existing), encoding.dedup_key(candidates)
-    p = existing.shape[0]
-    if ke is not None:
-        keys = jnp.concatenate([ke, kc])
-        space = getattr(encoding, "key_space", None)
-        if space is not None and space <= _BITMAP_MAX:
-            # O(N): scatter-min every element's index into a table over the key space
-            n = keys.shape[0]
-            first = jnp.full((space,), n, jnp.int32).at[keys].min(jnp.arange(n, dtype=jnp.int32))
-            return first[kc] == jnp.arange(p, n, dtype=jnp.int32)
-        return _first_occurrence((keys,), p)
-    allx = jnp.concatenate([_flat(existing), _flat(candidates)], axis=0)
-    return _first_occurrence(_row_hashes(allx), p)
-
-
-def _row_hashes(x):
-    """Two uint32 multiplicative hashes of each row's bit pattern."""
-    d = x.shape[1]
-    u = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
-    i = jnp.arange(d, dtype=jnp.uint32)
-    m1 = (i * jnp.uint32(0x9E3779B1) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
-    m2 = (i * jnp.uint32(0xC2B2AE3D) + jnp.uint32(0x27D4EB2F)) | jnp.uint32(1)
-    h1 = jnp.sum(u * m1, axis=1, dtype=jnp.uint32)
-    h2 = jnp.sum((u ^ (u >> 15)) * m2, axis=1, dtype=jnp.uint32)
-    return h1, h2
-
-
-def unique_mask_keys(keys_existing, keys_candidates, key_space=None) -> jax.Array:
-    """:func:`unique_mask` on precomputed keys (tuples of ``(P,)`` / ``(C,)`` arrays)."""
-    p = keys_existing[0].shape[0]
-    keys = tuple(jnp.concatenate([a, b]) for a, b in zip(keys_existing, keys_candidates))
-    if len(keys) == 1 and key_space is not None and key_space <= _BITMAP_MAX:
-        n = keys[0].shape[0]
-        first = jnp.full((key_space,), n, jnp.int32).at[keys[0]].min(jnp.arange(n, dtype=jnp.int32))
-        return first[keys[0][p:]] == jnp.arange(p, n, dtype=jnp.int32)
-    return _first_occurrence(keys, p)
-
-
-def first_n(u: jax.Array, n: int):
-    """Indices of the first ``n`` True entries of ``u`` (then the False ones), and validity."""
-    n_unique = jnp.sum(u)
-    cs = jax.lax.associative_scan(jnp.add, u.astype(jnp.int32))  # cumsum without reduce-window
-    ar = jnp.arange(u.shape[0], dtype=jnp.int32)
-    pos = jnp.where(u, cs - 1, n_unique + ar - cs)
-    c = u.shape[0]
-    idx = jnp.zeros((c,), jnp.int32).at[pos].set(jnp.arange(c, dtype=jnp.int32))[:n]
-    return idx, u[idx]
-
-
-def pick_unique(encoding, existing, candidates, n: int):
-    """The first ``n`` unique candidates (pool order). Returns ``(chosen, valid)``:
-    ``chosen`` ``(n, *genome)``; ``valid`` bool ``(n,)`` is False for slots that had to be
-    filled with duplicates because the pool ran out."""
-    idx, valid = first_n(unique_mask(encoding, existing, candidates), n)
-    return candidates[idx], valid
-
-
-# ---------------------------------------------------------------------------- archive
+    f = jnp.asarray(fitness, jnp.float32)
+    if f.ndim <= 1:
+        return jnp.where(jnp.isfinite(f), f, jnp.inf)
+    bad = ~jnp.all(jnp.isfinite(f), axis=-1, keepdims=True)
+    return jnp.where(bad, jnp.inf, f)
 
 
 @struct.dataclass
-class Archive:
-    """Fixed-capacity set of items (ring buffer once full). ``items``: ``(A, *item)``."""
+class State:
+    """Fields every algorithm state has (subclass states add theirs after these)."""
 
-    items: jax.Array
-    valid: jax.Array
-    ptr: jax.Array
-
-    @classmethod
-    def create(cls, capacity: int, item_shape, dtype) -> "Archive":
-        return cls(
-            jnp.zeros((capacity, *item_shape), dtype),
-            jnp.zeros((capacity,), bool),
-            jnp.int32(0),
-        )
-
-    def insert(self, new: jax.Array, mask: jax.Array) -> "Archive":
-        """Append rows of ``new`` where ``mask`` is set and the row is not already stored
-        (nor repeated earlier in ``new``). When full, the oldest entries are overwritten."""
-        cap = self.items.shape[0]
-        if cap == 0:
-            return self
-        fn, fa = _flat(new), _flat(self.items)
-        in_arch = jnp.any(jnp.all(fn[:, None] == fa[None], -1) & self.valid[None], axis=1)
-        c = fn.shape[0]
-        same = jnp.all(fn[:, None] == fn[None], -1) & jnp.tril(jnp.ones((c, c), bool), k=-1)
-        rep = jnp.any(same & mask[None, :], axis=1)
-        add = mask & ~in_arch & ~rep
-        slot = (self.ptr + jnp.cumsum(add) - 1) % cap
-        slot = jnp.where(add, slot, cap)  # out of range: dropped
-        items = self.items.at[slot].set(new, mode="drop")
-        valid = self.valid.at[slot].set(True, mode="drop")
-        return Archive(items, valid, (self.ptr + jnp.sum(add)) % cap)
+    best_genome: jax.Array  # (*genome,) the member with the lowest first objective so far
+    best_fitness: jax.Array  # scalar; +inf until a finite fitness is told
+    generation: jax.Array  # int32, tells since init
+    num_evaluations: jax.Array  # int32, fitness rows received (duplicates included)
 
 
-# ---------------------------------------------------------------------------- drivers
+def initial_fields(genome_shape, dtype) -> dict:
+    """The :class:`State` fields of a fresh state (nothing told yet)."""
+    return dict(best_genome=jnp.zeros(genome_shape, dtype), best_fitness=jnp.float32(jnp.inf),
+                generation=jnp.int32(0), num_evaluations=jnp.int32(0))
 
 
-def is_population_based(algo) -> bool:
-    return hasattr(algo, "sample")
+class Algorithm:
+    """Base class of every search algorithm (see the module docstring).
 
-
-def run_compiled(algo, params, fitness_fn: Callable, key: jax.Array, num_generations: int):
-    """Whole search as one traceable function (wrap it in ``jit``/``vmap``).
-
-    ``fitness_fn(key, architectures) -> (P,)`` or ``(P, M)`` must be traceable. The
-    initial population counts as generation 0, then ``num_generations`` ask/tell steps.
-    Returns ``(state, metrics)`` with metrics stacked over generations.
+    Subclasses set ``population_based`` and implement ``_init``, ``_ask`` and ``_tell``
+    (``_tell(key, population, fitness, state, params) -> (state, metrics)`` gets the shaped,
+    cleaned fitness). Population-based ones also implement ``sample(key)``; ``decode``
+    maps genomes to architectures (identity by default).
     """
-    k_init, k_eval, k_loop = jax.random.split(key, 3)
-    if is_population_based(algo):
-        pop0 = algo.sample(k_init)
-        f0 = fitness_fn(k_eval, algo.decode(pop0))
-        state = algo.init(k_init, pop0, f0, params)
-    else:
-        state = algo.init(k_init, params)
 
-    def step(state, k):
-        ka, ke, kt = jax.random.split(k, 3)
-        pop, state = algo.ask(ka, state, params)
-        fit = fitness_fn(ke, algo.decode(pop))
-        return algo.tell(kt, pop, fit, state, params)
+    population_based: bool = True
 
-    return jax.lax.scan(step, state, jax.random.split(k_loop, num_generations))
+    # -- optional hooks
+    def decode(self, population):
+        return population
+
+    def shape(self, population, fitness, state, params):
+        """Fitness as the algorithm ranks it (identity); ``fitness`` is already cleaned."""
+        return fitness
+
+    # -- the protocol
+    def init(self, key, *args):
+        """``init(key, params)`` or ``init(key, population, fitness, params)``."""
+        if not self.population_based:
+            (params,) = args
+            return self._init(key, params)
+        population, fitness, params = args
+        f = clean(fitness)
+        state = self._init(key, population, f, params)
+        return _track(state, population, f, count_generation=False)
+
+    def ask(self, key, state, params):
+        return self._ask(key, state, params)
+
+    def tell(self, key, population, fitness, state, params):
+        f = self.shape(population, clean(fitness), state, params)
+        state, metrics = self._tell(key, population, f, state, params)
+        state = _track(state, population, f, count_generation=True)
+        metrics = {**metrics, "best_fitness": state.best_fitness,
+                   "num_evaluations": state.num_evaluations}
+        return state, metrics
+
+    def _init(self, key, *args):
+        raise NotImplementedError
+
+    def _ask(self, key, state, params):
+        raise NotImplementedError
+
+    def _tell(self, key, population, fitness, state, params):
+        raise NotImplementedError
 
 
-def run_loop(algo, params, fitness_fn: Callable, key: jax.Array, num_generations: int,
-             callback: Callable | None = None):
-    """The same search as :func:`run_compiled`, as a Python loop for estimators that are
-    not traceable: ``ask`` (jitted) -> ``fitness_fn`` (any Python) -> ``tell`` (jitted).
-    Same key schedule, so a traceable ``fitness_fn`` gives identical results both ways.
-    ``callback(generation, state, metrics)`` is called after every tell.
-    """
-    ask, tell = jax.jit(algo.ask), jax.jit(algo.tell)
-    k_init, k_eval, k_loop = jax.random.split(key, 3)
-    if is_population_based(algo):
-        pop0 = jax.jit(algo.sample)(k_init)
-        f0 = fitness_fn(k_eval, algo.decode(pop0))
-        state = jax.jit(algo.init)(k_init, pop0, jnp.asarray(f0), params)
-    else:
-        state = jax.jit(algo.init)(k_init, params)
-    history = []
-    for g, k in enumerate(jax.random.split(k_loop, num_generations)):
-        ka, ke, kt = jax.random.split(k, 3)
-        pop, state = ask(ka, state, params)
-        fit = fitness_fn(ke, algo.decode(pop))
-        state, metrics = tell(kt, pop, jnp.asarray(fit), state, params)
-        history.append(metrics)
-        if callback is not None:
-            callback(g, state, metrics)
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *history) if history else {}
-    return state, stacked
+def _track(state, population, f, count_generation: bool):
+    """Counters and the best-ever member (lowest first objective; inf never beats inf)."""
+    score = f if f.ndim == 1 else f[:, 0]
+    i = jnp.argmin(score)
+    better = score[i] < state.best_fitness
+    return state.replace(
+        best_genome=jnp.where(better, population[i].astype(state.best_genome.dtype),
+                              state.best_genome),
+        best_fitness=jnp.where(better, score[i], state.best_fitness),
+        generation=state.generation + (1 if count_generation else 0),
+        num_evaluations=state.num_evaluations + population.shape[0],
+    )

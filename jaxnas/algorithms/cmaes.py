@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from evosax.algorithms import CMA_ES
 from flax import struct
 
-from jaxnas.algorithms.base import clean
+from jaxnas.algorithms.base import Algorithm, State, initial_fields
 
 
 @struct.dataclass
@@ -38,14 +38,10 @@ class CMAESParams:
 
 
 @struct.dataclass
-class CMAESState:
+class CMAESState(State):
     es: Any  # evosax CMA_ES State
     cache_fitness: jax.Array  # (cache_size,) float32
     cache_seen: jax.Array  # (cache_size,) bool
-    best_genome: jax.Array  # (n,)
-    best_fitness: jax.Array
-    generation: jax.Array
-    num_evaluations: jax.Array  # samples scored (cache hits included)
 
 
 def cmanas_popsize(num_dims: int) -> int:
@@ -54,7 +50,7 @@ def cmanas_popsize(num_dims: int) -> int:
 
 
 @dataclass(frozen=True)
-class CMAES:
+class CMAES(Algorithm):
     """Static: ``num_dims``, ``pop_size`` (None: CMANAS' lambda), ``decoder`` (flat α ->
     architecture), ``cache_key`` (architecture -> int id) and ``cache_size`` (0: no cache)."""
 
@@ -84,60 +80,47 @@ class CMAES:
     def decode(self, population):
         return population if self.decoder is None else self.decoder(population)
 
-    def init(self, key, params: CMAESParams) -> CMAESState:
+    population_based = False
+
+    def _init(self, key, params: CMAESParams) -> CMAESState:
         es_state = self.es.init(key, params.mean_init, params.es)
         size = max(self.cache_size, 1)
         return CMAESState(
+            **initial_fields((self.num_dims,), jnp.float32),
             es=es_state,
             cache_fitness=jnp.full((size,), jnp.inf, jnp.float32),
             cache_seen=jnp.zeros((size,), bool),
-            best_genome=jnp.zeros((self.num_dims,), jnp.float32),
-            best_fitness=jnp.float32(jnp.inf),
-            generation=jnp.int32(0),
-            num_evaluations=jnp.int32(0),
         )
 
-    def ask(self, key, state: CMAESState, params: CMAESParams):
+    def _ask(self, key, state: CMAESState, params: CMAESParams):
         pop, es_state = self.es.ask(key, state.es, params.es)
         return pop, state.replace(es=es_state)
 
-    def cached(self, population, fitness, state: CMAESState):
-        """Replace fitness by the cached value for architectures already scored, and add
-        new finite scores (the first occurrence in this batch wins). Returns
-        ``(fitness, cache_fitness, cache_seen)``."""
-        f = clean(fitness)
-        if not self.cache_size:
-            return f, state.cache_fitness, state.cache_seen
+    def _ids_first(self, population, n):
         ids = self.cache_key(self.decode(population))
-        n = f.shape[0]
         first = jnp.full((self.cache_size,), n, jnp.int32).at[ids].min(jnp.arange(n, dtype=jnp.int32))
-        f = jnp.where(state.cache_seen[ids], state.cache_fitness[ids], f[first[ids]])
-        store = ~state.cache_seen[ids] & jnp.isfinite(f)
-        slot = jnp.where(store, ids, self.cache_size)
-        cache_f = state.cache_fitness.at[slot].set(f, mode="drop")
-        seen = state.cache_seen.at[slot].set(True, mode="drop")
-        return f, cache_f, seen
+        return ids, first
 
-    def tell(self, key, population, fitness, state: CMAESState, params: CMAESParams):
-        f, cache_f, seen = self.cached(population, fitness, state)
-        es_state, es_metrics = self.es.tell(key, population, f, state.es, params.es)
-        i = jnp.argmin(f)
-        better = f[i] < state.best_fitness
-        new = CMAESState(
-            es=es_state,
-            cache_fitness=cache_f,
-            cache_seen=seen,
-            best_genome=jnp.where(better, population[i], state.best_genome),
-            best_fitness=jnp.where(better, f[i], state.best_fitness),
-            generation=state.generation + 1,
-            num_evaluations=state.num_evaluations + population.shape[0],
-        )
-        metrics = {
-            "best_fitness": new.best_fitness,
-            "std": es_state.std,
-            "num_distinct": jnp.sum(seen) if self.cache_size else jnp.int32(0),
-        }
-        return new, metrics
+    def shape(self, population, fitness, state: CMAESState, params: CMAESParams):
+        """The architecture-fitness cache: an architecture already scored gets its stored
+        value, and repeats within a batch get their first occurrence's value."""
+        if not self.cache_size:
+            return fitness
+        ids, first = self._ids_first(population, fitness.shape[0])
+        return jnp.where(state.cache_seen[ids], state.cache_fitness[ids], fitness[first[ids]])
+
+    def _tell(self, key, population, fitness, state: CMAESState, params: CMAESParams):
+        cache_f, seen = state.cache_fitness, state.cache_seen
+        if self.cache_size:  # store new finite scores
+            ids, _ = self._ids_first(population, fitness.shape[0])
+            store = ~seen[ids] & jnp.isfinite(fitness)
+            slot = jnp.where(store, ids, self.cache_size)
+            cache_f = cache_f.at[slot].set(fitness, mode="drop")
+            seen = seen.at[slot].set(True, mode="drop")
+        es_state, _ = self.es.tell(key, population, fitness, state.es, params.es)
+        metrics = {"std": es_state.std,
+                   "num_distinct": jnp.sum(seen) if self.cache_size else jnp.int32(0)}
+        return state.replace(es=es_state, cache_fitness=cache_f, cache_seen=seen), metrics
 
     def mean(self, state: CMAESState) -> jax.Array:
         return state.es.mean

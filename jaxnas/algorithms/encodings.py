@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.algorithms import _rng
+from jaxnas.spaces import nb201
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,15 @@ class Real:
 
 def nb201_categorical() -> Categorical:
     """NB201 genome: 6 edges x 5 ops, codes in official op order."""
-    from jaxnas.spaces import nb201
-
     return Categorical(nb201.NUM_EDGES, nb201.NUM_OPS)
 
 
 def nb201_alpha() -> Real:
     """NB201 α in ``[0, 1]^{6x5}``, decoded by per-edge argmax (METHODS.md 0.2)."""
-    from jaxnas.spaces import nb201
-
     return Real((nb201.NUM_EDGES, nb201.NUM_OPS), 0.0, 1.0, nb201.decode_alpha)
+
+
+ENCODINGS = ("categorical", "alpha")
 
 
 def get_encoding(name: str):

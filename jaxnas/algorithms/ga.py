@@ -27,7 +27,7 @@ from flax import struct
 
 from jaxnas.algorithms import _rng
 from jaxnas.algorithms import operators as ops
-from jaxnas.algorithms.base import clean
+from jaxnas.algorithms.base import Algorithm, State, initial_fields
 
 
 @struct.dataclass
@@ -38,17 +38,13 @@ class GAParams:
 
 
 @struct.dataclass
-class GAState:
+class GAState(State):
     population: jax.Array  # (P, *genome)
     fitness: jax.Array  # (P,) float32, cleaned
-    best_genome: jax.Array  # (*genome,) best ever with finite fitness
-    best_fitness: jax.Array  # scalar, +inf until something finite is seen
-    generation: jax.Array
-    num_evaluations: jax.Array
 
 
 @dataclass(frozen=True)
-class GA:
+class GA(Algorithm):
     """EvNAS GA. Static: ``encoding``, ``pop_size``, ``num_elites`` (1 in EvNAS).
     ``default_params(tournament_size=10, mutation_rate=0.1)``: EvNAS S1/S2 values."""
 
@@ -78,20 +74,11 @@ class GA:
     def decode(self, population):
         return self.encoding.decode(population)
 
-    def _best(self, population, fitness, best_genome, best_fitness):
-        i = jnp.argmin(fitness)
-        better = fitness[i] < best_fitness  # inf never beats inf: NaN/inf never enter
-        return (
-            jnp.where(better, population[i], best_genome),
-            jnp.where(better, fitness[i], best_fitness),
-        )
+    def _init(self, key, population, fitness, params: GAParams) -> GAState:
+        return GAState(**initial_fields(population.shape[1:], population.dtype),
+                       population=population, fitness=fitness)
 
-    def init(self, key, population, fitness, params: GAParams) -> GAState:
-        f = clean(fitness)
-        bg, bf = self._best(population, f, jnp.zeros_like(population[0]), jnp.float32(jnp.inf))
-        return GAState(population, f, bg, bf, jnp.int32(0), jnp.int32(population.shape[0]))
-
-    def ask(self, key, state: GAState, params: GAParams):
+    def _ask(self, key, state: GAState, params: GAParams):
         k1, k2, k3, k4 = _rng.split(key, 4)
         order = jnp.argsort(state.fitness, stable=True)
         pop, fit = state.population[order], state.fitness[order]
@@ -103,14 +90,7 @@ class GA:
         child = self.mutation(k4, child, params.mutation)
         return jnp.concatenate([pop[: self.num_elites], child], axis=0), state
 
-    def tell(self, key, population, fitness, state: GAState, params: GAParams):
-        f = clean(fitness)
-        bg, bf = self._best(population, f, state.best_genome, state.best_fitness)
-        new = GAState(population, f, bg, bf, state.generation + 1,
-                      state.num_evaluations + population.shape[0])
-        finite = jnp.isfinite(f)
-        metrics = {
-            "best_fitness": bf,
-            "mean_fitness": jnp.sum(jnp.where(finite, f, 0.0)) / jnp.maximum(jnp.sum(finite), 1),
-        }
-        return new, metrics
+    def _tell(self, key, population, fitness, state: GAState, params: GAParams):
+        finite = jnp.isfinite(fitness)
+        mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
+        return state.replace(population=population, fitness=fitness), {"mean_fitness": mean}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from jaxnas.algorithms.base import Archive
+from jaxnas.algorithms.dedup import Archive
 
 
 def _knn_mean(d: jax.Array, k) -> jax.Array:

@@ -35,7 +35,8 @@ from flax import struct
 
 from jaxnas.algorithms import _rng
 from jaxnas.algorithms import operators as ops
-from jaxnas.algorithms.base import clean, first_n, unique_mask_keys
+from jaxnas.algorithms.base import Algorithm, State, clean, initial_fields
+from jaxnas.algorithms.dedup import first_n, unique_mask_keys
 from jaxnas.algorithms.encodings import Categorical
 from jaxnas.metrics import _sort, crowding_distance, dominates, non_dominated_rank
 
@@ -55,19 +56,17 @@ class NSGA2Params:
 
 
 @struct.dataclass
-class NSGA2State:
+class NSGA2State(State):
     population: jax.Array  # (P, *genome)
     fitness: jax.Array  # (P, M + E) float32, cleaned
     rank: jax.Array  # (P,) int32, from the last survival
     crowding: jax.Array  # (P,) float32
     offspring_valid: jax.Array  # (n_offspring,) bool, from the last ask
     extra_state: Any
-    generation: jax.Array
-    num_evaluations: jax.Array  # fitness rows received (duplicates included)
 
 
 @dataclass(frozen=True)
-class NSGA2:
+class NSGA2(Algorithm):
     """NSGA-II over a genome ``encoding``.
 
     Attributes (static):
@@ -139,8 +138,7 @@ class NSGA2:
         return self.encoding.decode(population)
 
     def _base(self, fitness):
-        f = clean(fitness)
-        return f[:, None] if f.ndim == 1 else f
+        return fitness[:, None] if fitness.ndim == 1 else fitness
 
     def _extras(self, key, pop, base, is_new, old_cols, extra_state, params):
         if self.extra is None:
@@ -150,7 +148,8 @@ class NSGA2:
         )
         if self.extra_update == "offspring":
             cols = jnp.where(is_new[:, None], cols, old_cols)
-        return jnp.concatenate([base, clean(cols)], axis=1), extra_state
+        # a member with any non-finite objective is +inf in every one (never on a front)
+        return clean(jnp.concatenate([base, cols], axis=1)), extra_state
 
     def _survive(self, key, F, n):
         rank = non_dominated_rank(F, n_stop=n)
@@ -161,7 +160,7 @@ class NSGA2:
 
     # ------------------------------------------------------------------ API
 
-    def init(self, key, population, fitness, params: NSGA2Params) -> NSGA2State:
+    def _init(self, key, population, fitness, params: NSGA2Params) -> NSGA2State:
         """State from an evaluated initial population (``fitness``: ``(P, M)``)."""
         base = self._base(fitness)
         n = population.shape[0]
@@ -173,17 +172,16 @@ class NSGA2:
         )
         keep, rank, cd = self._survive(k_surv, F, n)
         return NSGA2State(
+            **initial_fields(population.shape[1:], population.dtype),
             population=population[keep],
             fitness=F[keep],
             rank=rank,
             crowding=cd,
             offspring_valid=jnp.ones((self.num_children,), bool),
             extra_state=extra_state,
-            generation=jnp.int32(0),
-            num_evaluations=jnp.int32(n),
         )
 
-    def ask(self, key, state: NSGA2State, params: NSGA2Params):
+    def _ask(self, key, state: NSGA2State, params: NSGA2Params):
         """Breed ``n_offspring`` children (duplicates eliminated when enabled)."""
         n_child = self.num_children
         pool = math.ceil(n_child * self.pool_factor) if self.eliminate_duplicates else n_child
@@ -220,10 +218,13 @@ class NSGA2:
             state.population.dtype)
         return children, state.replace(offspring_valid=valid)
 
-    def tell(self, key, population, fitness, state: NSGA2State, params: NSGA2Params):
+    def shape(self, population, fitness, state: NSGA2State, params: NSGA2Params):
+        """Children that had to repeat a member (the pool ran out) are +inf: never survive."""
+        return jnp.where(state.offspring_valid[:, None], self._base(fitness), jnp.inf)
+
+    def _tell(self, key, population, fitness, state: NSGA2State, params: NSGA2Params):
         """Survival over parents + offspring. ``fitness``: ``(n_offspring, M)``."""
-        base = self._base(fitness)
-        base = jnp.where(state.offspring_valid[:, None], base, jnp.inf)
+        base = fitness
         p = self.pop_size
         merged = jnp.concatenate([state.population, population], axis=0)
         mbase = jnp.concatenate([state.fitness[:, : self.num_objectives], base], axis=0)
@@ -238,15 +239,12 @@ class NSGA2:
                 [jnp.zeros(p, bool), state.offspring_valid]), old, state.extra_state, params
         )
         keep, rank, cd = self._survive(k_surv, F, p)
-        new = NSGA2State(
+        new = state.replace(
             population=merged[keep],
             fitness=F[keep],
             rank=rank,
             crowding=cd,
-            offspring_valid=state.offspring_valid,
             extra_state=extra_state,
-            generation=state.generation + 1,
-            num_evaluations=state.num_evaluations + population.shape[0],
         )
         finite = jnp.all(jnp.isfinite(new.fitness), axis=1)
         metrics = {
