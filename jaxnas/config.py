@@ -51,12 +51,17 @@ def _coerce(name: str, value, typ, where: str, allow_nonfinite: bool):
     if origin is typing.Union or (origin is not None and type(None) in args):
         if value is None:
             return None
-        for a in (a for a in args if a is not type(None)):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:  # Optional[X]: X's own message
+            return _coerce(name, value, inner[0], where, allow_nonfinite)
+        for a in inner:
             try:
                 return _coerce(name, value, a, where, allow_nonfinite)
             except ConfigError:
                 continue
         raise bad
+    if dataclasses.is_dataclass(typ):  # a nested table, e.g. [rmi]
+        return parse(typ, value, name)
     if origin in (tuple, list):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
             raise bad
@@ -87,8 +92,6 @@ def _coerce(name: str, value, typ, where: str, allow_nonfinite: bool):
         return value
     if typ is typing.Any or typ is object:
         return value
-    if isinstance(typ, type) and typing.get_origin(typ) is None and typ is Mapping:
-        return value
     return value
 
 
@@ -112,7 +115,8 @@ def parse(cls, values: Mapping[str, Any] | None, where: str = "config"):
             expected one) or a value out of range (one line).
     """
     if isinstance(values, cls):
-        values.validate() if hasattr(values, "validate") else None
+        if hasattr(values, "validate"):
+            values.validate()
         return values
     if values is not None and not isinstance(values, Mapping):
         raise ConfigError(f"{where} must be a table of settings, got {values!r}")
@@ -168,9 +172,13 @@ def check_range(where: str, name: str, value, lo=None, hi=None, lo_open: bool = 
     if not ok:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
+        lo_s = "-inf" if lo is None else _num(lo)
+        hi_s = "inf" if hi is None else _num(hi)
         raise ConfigError(f"{where}: {name} must be in {left}{lo_s}, {hi_s}{right}, got {value!r}")
+
+
+def _num(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def check_prob(where: str, name: str, value) -> None:

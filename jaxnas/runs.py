@@ -1,41 +1,259 @@
-"""Run directories and result files (the only place, with the CLI, that writes them).
+"""Runs: results as rows and summaries, run directories written atomically, resume caches,
+and progress (the only places that print or write, with :mod:`jaxnas.cli` and
+:mod:`jaxnas.report`).
 
 A search run directory holds:
 
 - ``result.json``: config, metadata (oracle flag, devices, constraints, timings), the
-  summary and every cell row (strict JSON: NaN/inf are written as null);
+  summary, every cell row, the final population of each device (seed 0) and the
+  per-generation history (strict JSON: NaN/inf are written as null);
 - ``cells.csv``: one row per (method, device, seed, constraint);
 - ``summary.csv`` and ``summary.md``: aggregated over seeds, the table the CLI prints;
+- the plots of :mod:`jaxnas.report`;
 - ``fitness_cache.json`` (runs whose estimator is not traceable, e.g. RMI on CPU): every
   architecture scored so far, saved after each generation, with the method and config it
   belongs to. ``jaxnas search --resume`` replays the run from it: the searches are seeded,
   so the replay asks for the same architectures in the same order and trains only those the
-  interrupted run had not reached, giving the result an uninterrupted run would have given.
+  interrupted run had not reached, giving the result an uninterrupted run would have given;
+- ``COMPLETE``: written last. A folder without it holds no finished result (a run killed
+  while writing); ``--resume`` reruns it and ``report`` refuses it.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SUMMARY_COLUMNS = (
-    ("method", "method", None),
-    ("device", "device", None),
-    ("constraint_q", "q", "{:.2f}"),
-    ("T", "T", "{:.3f}"),
-    ("feasible_rate", "feasible", "{:.0%}"),
-    ("accuracy_mean", "acc %", "{:.2f}"),
-    ("accuracy_std", "± std", "{:.2f}"),
-    ("best_feasible_accuracy", "best feasible %", "{:.2f}"),
-    ("regret_mean", "regret", "{:.2f}"),
-    ("evaluations", "evals", "{}"),
-    ("distinct_mean", "distinct", "{:.0f}"),
-    ("seconds_mean", "s/run", "{:.2g}"),
+import jax
+import numpy as np
+
+from jaxnas.config import as_dict
+from jaxnas.report import describe
+from jaxnas.spaces import nb201
+
+ORACLE_NOTE = (
+    "ORACLE: the fitness is the table's NB201 test accuracy, so this is an optimiser "
+    "benchmark against an oracle, not a NAS result"
 )
+COMPLETE = "COMPLETE"
+FITNESS_CACHE = "fitness_cache.json"
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class _Bar:
+    def update(self, n: int = 1, **postfix) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Progress:
+    """Silent progress: log lines and bars go nowhere (library default)."""
+
+    def log(self, msg: str) -> None:
+        pass
+
+    def bar(self, desc: str, total: int, unit: str) -> _Bar:
+        return _Bar()
+
+
+class _TqdmBar(_Bar):
+    def __init__(self, desc, total, unit):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit=unit)
+
+    def update(self, n: int = 1, **postfix) -> None:
+        post = {k: v for k, v in postfix.items() if v is not None}
+        if post:
+            self._bar.set_postfix(post, refresh=False)
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class ConsoleProgress(Progress):
+    """Log lines on stdout and tqdm bars on stderr (the CLI)."""
+
+    def log(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    def bar(self, desc: str, total: int, unit: str) -> _Bar:
+        return _TqdmBar(desc, total, unit)
+
+
+# ---------------------------------------------------------------------------- results
+
+CELL_COLUMNS = (
+    "method", "device", "seed", "constraint_q", "T", "arch_index", "arch", "accuracy", "cost",
+    "feasible", "best_feasible_accuracy", "regret", "score", "evaluations", "distinct",
+    "seconds",
+)
+
+
+@dataclass
+class Result:
+    """What a grid run returns: per-cell rows, a summary and the run's metadata."""
+
+    method: str
+    config: dict
+    meta: dict
+    rows: list[dict] = field(default_factory=list)
+    summary: list[dict] = field(default_factory=list)
+    fronts: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "config": self.config, "meta": self.meta,
+                "summary": self.summary, "rows": self.rows, "fronts": self.fronts,
+                "history": self.history}
+
+
+def make_result(name: str, cfg, prob, grid, base=None) -> Result:
+    """Rows, summary, fronts and history of a method's grid (and its random baseline)."""
+    rows = _rows(name, prob, grid) + (_rows("random", prob, base) if base is not None else [])
+    timing = {**grid.timing}
+    if base is not None:
+        timing.update({f"random_{k}": v for k, v in base.timing.items()})
+    est = prob.estimator
+    inner = getattr(est, "estimator", est)
+    meta = {
+        "oracle": prob.oracle,
+        "note": ORACLE_NOTE if prob.oracle else "",
+        "estimator": str(getattr(est, "name", type(est).__name__)),
+        "estimator_setup": getattr(inner, "setup", None),
+        "traceable": bool(est.traceable),
+        "devices": list(prob.devices),
+        "missing_devices": list(prob.missing_devices),
+        "cost_columns": list(prob.cost_columns),
+        "cost_unit": prob.cost_unit,
+        "cost_info": prob.cost_info,
+        "report_column": prob.report_column,
+        "score_column": cfg.score_column if cfg.estimator == "table" else None,
+        "constraint_quantiles": list(prob.quantiles),
+        "constraints": {d: [float(t) for t in prob.constraints[i]]
+                        for i, d in enumerate(prob.devices)},
+        "best_feasible_accuracy": {d: [float(t) for t in prob.best_feasible[i]]
+                                   for i, d in enumerate(prob.devices)},
+        "evaluations_per_run": cfg.evaluations,
+        "timing": timing,
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    if getattr(est, "evaluations", None) is not None:
+        meta["estimator_evaluations"] = int(est.evaluations)
+    result = Result(method=name, config=as_dict(cfg), meta=meta, rows=rows)
+    result.summary = summarize(rows)
+    result.fronts = _fronts(prob, grid)
+    result.history = {name: _history(grid)} | ({"random": _history(base)} if base else {})
+    return result
+
+
+def _row(method, prob, d, s, q, arch, score, queries, distinct, seconds):
+    found = bool(np.isfinite(score))
+    idx = int(nb201.index(np.asarray(arch, np.int64)))
+    cost = float(np.asarray(prob.costs[d])[idx])
+    T = float(prob.constraints[d, q])
+    feasible = found and cost <= T
+    acc = float(prob.report[idx]) if found else math.nan
+    best = float(prob.best_feasible[d, q])
+    return {
+        "method": method, "device": prob.devices[d], "seed": prob.cfg.seed_offset + s,
+        "constraint_q": prob.quantiles[q], "T": T, "arch_index": idx if found else -1,
+        "arch": nb201.to_str(np.asarray(arch)) if found else "", "accuracy": acc,
+        "cost": cost if found else math.nan, "feasible": feasible,
+        "best_feasible_accuracy": best, "regret": best - acc if feasible else math.nan,
+        "score": float(score), "evaluations": int(queries), "distinct": int(distinct),
+        "seconds": float(seconds),
+    }
+
+
+def _rows(method, prob, grid) -> list[dict]:
+    t = grid.timing
+    secs = t.get("cell_seconds") or [t["seconds_per_cell"]] * grid.cells
+    o, rows = grid.out, []
+    for d in range(grid.devices):
+        for s in range(grid.seeds):
+            for q in range(grid.constraints):
+                c = grid.cell_index(d, s, q)
+                j = 0 if grid.per_constraint else q
+                rows.append(_row(method, prob, d, s, q, o["arch"][c][j], o["score"][c][j],
+                                 o["queries"][c], o["distinct"][c], secs[c]))
+    return rows
+
+
+def _fronts(prob, grid) -> dict:
+    """Per device: the final population of seed 0 (first constraint's run), as rows."""
+    out = {}
+    for d, dev in enumerate(prob.devices):
+        c = grid.cell_index(d, 0, 0)
+        codes, F = grid.out["population"][c], grid.out["objectives"][c]
+        idx = [int(nb201.index(np.asarray(a, np.int64))) for a in codes]
+        out[dev] = [{"arch_index": i, "arch": nb201.to_str(nb201.from_index(i)),
+                     "score": float(f[0]), "cost": float(f[1]),
+                     "accuracy": float(prob.report[i]),
+                     "connected": bool(nb201.is_connected(nb201.from_index(i)))}
+                    for i, f in zip(idx, F)]
+    return out
+
+
+def _history(grid) -> dict:
+    """Per-generation metrics averaged over cells (mean of finite values)."""
+    h = grid.out.get("history") or {}
+    out = {}
+    for k, v in h.items():
+        v = np.asarray(v, np.float64)
+        if v.ndim != 2:  # (cells, generations) only
+            continue
+        v = np.where(np.isfinite(v), v, np.nan)
+        with np.errstate(all="ignore"):
+            out[k] = [None if not np.isfinite(x) else float(x) for x in np.nanmean(v, axis=0)]
+    return out
+
+
+def _mean_std(x):
+    x = np.asarray([v for v in x if v is not None and np.isfinite(v)], np.float64)
+    if len(x) == 0:
+        return math.nan, math.nan
+    return float(x.mean()), float(x.std())
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Aggregate over seeds per (method, device, constraint)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["device"], r["constraint_q"]), []).append(r)
+    out = []
+    for (method, device, q), rs in groups.items():
+        acc_m, acc_s = _mean_std([r["accuracy"] for r in rs if r["feasible"]])
+        reg_m, reg_s = _mean_std([r["regret"] for r in rs])
+        out.append({
+            "method": method, "device": device, "constraint_q": q, "T": rs[0]["T"],
+            "runs": len(rs), "feasible_rate": float(np.mean([r["feasible"] for r in rs])),
+            "accuracy_mean": acc_m, "accuracy_std": acc_s,
+            "best_feasible_accuracy": rs[0]["best_feasible_accuracy"],
+            "regret_mean": reg_m, "regret_std": reg_s,
+            "evaluations": int(np.mean([r["evaluations"] for r in rs])),
+            "distinct_mean": float(np.mean([r["distinct"] for r in rs])),
+            "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
+        })
+    order = {"random": 1}
+    out.sort(key=lambda r: (r["device"], r["constraint_q"], order.get(r["method"], 0), r["method"]))
+    return out
+
+
+# ---------------------------------------------------------------------------- files
 
 
 def default_out_dir(method: str) -> Path:
@@ -43,101 +261,99 @@ def default_out_dir(method: str) -> Path:
     return Path("jaxnas-runs") / f"{method}-{stamp}"
 
 
-def _clean(x):
+def check_out_dir(out) -> Path:
+    """``--out`` must be a folder or not exist yet (checked before any work starts).
+
+    Raises:
+        ValueError: it is a file, or lies under a file, or cannot be created.
+    """
+    p = Path(out)
+    for parent in (p, *p.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {out}: {parent} exists and is not a folder")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
+    return p
+
+
+def clean_json(x):
+    """JSON-ready copy: non-finite floats become null, numpy scalars plain numbers."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): clean_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [clean_json(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return clean_json(x.tolist())
     if hasattr(x, "item") and callable(x.item):  # numpy scalars
-        return _clean(x.item())
+        return clean_json(x.item())
     return x
 
 
-def _fmt(value, spec):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return spec.format(value) if spec else str(value)
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
-def markdown_table(rows: list[dict], columns=SUMMARY_COLUMNS) -> str:
-    """Rows as a GitHub Markdown table with the given ``(key, header, format)`` columns."""
-    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_fmt(r.get(k), f) for k, _, f in columns) + " |" for r in rows]
-    return "\n".join([head, sep, *body])
+def write_json(path: Path, data) -> None:
+    """Strict JSON (no NaN/Infinity), atomically."""
+    write_text(path, json.dumps(clean_json(data), indent=1, allow_nan=False) + "\n")
 
 
-def describe(result) -> str:
-    """Header lines plus the summary table, as printed and as written to summary.md."""
-    data = result.to_json() if hasattr(result, "to_json") else result
-    meta, cfg = data["meta"], data["config"]
-    lines = [f"# {data['method']} results", ""]
-    if meta.get("oracle"):
-        lines += [f"**{meta['note']}.**", ""]
-    lines += [
-        f"- estimator: {meta['estimator']}",
-        f"- devices: {', '.join(meta['devices'])}"
-        + (f" (missing from the table: {', '.join(meta['missing_devices'])})"
-           if meta.get("missing_devices") else ""),
-        f"- constraints: cost quantiles {meta['constraint_quantiles']} per device; "
-        f"accuracy column: {meta.get('report_column')}",
-        f"- seeds: {cfg.get('seeds')}; evaluations per run: {meta['evaluations_per_run']} "
-        "(random search uses the same number)",
-    ]
-    t = meta.get("timing", {})
-    if "compile_seconds" in t:
-        lines.append(
-            f"- time: compile {t['compile_seconds']:.1f} s, run {t['run_seconds']:.2f} s for "
-            f"{t['cells']} cells ({t['mode']})"
-        )
-    elif "run_seconds" in t:
-        lines.append(f"- time: {t['run_seconds']:.1f} s for {t['cells']} cells ({t['mode']})")
-    lines += ["", markdown_table(data["summary"]), ""]
-    lines.append("regret = best feasible accuracy in the table - accuracy found, over feasible "
-                 "answers; acc % is the mean over feasible answers.")
-    return "\n".join(lines)
+def is_complete(out_dir) -> bool:
+    return (Path(out_dir) / COMPLETE).is_file()
 
 
-def write_result(result, out_dir) -> dict[str, Path]:
-    """Write result.json, cells.csv, summary.csv and summary.md into ``out_dir``."""
+def write_result(result, out_dir, extra_files=None) -> dict[str, Path]:
+    """Write result.json, cells.csv, summary.csv, summary.md (and ``extra_files(out)``, e.g.
+    plots) into ``out_dir``, then the ``COMPLETE`` marker. The marker is removed first, so a
+    run killed anywhere in here leaves a folder that ``--resume`` finishes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = _clean(result.to_json())
-    paths = {
-        "json": out / "result.json",
-        "cells": out / "cells.csv",
-        "summary_csv": out / "summary.csv",
-        "summary_md": out / "summary.md",
-    }
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
-    os.replace(tmp, paths["json"])
-    _write_csv(paths["cells"], data["rows"])
-    _write_csv(paths["summary_csv"], data["summary"])
-    paths["summary_md"].write_text(describe(data) + "\n")
+    (out / COMPLETE).unlink(missing_ok=True)
+    data = clean_json(result.to_json())
+    paths = {"json": out / "result.json", "cells": out / "cells.csv",
+             "summary_csv": out / "summary.csv", "summary_md": out / "summary.md"}
+    write_json(paths["json"], data)
+    write_text(paths["cells"], _csv(data["rows"]))
+    write_text(paths["summary_csv"], _csv(data["summary"]))
+    write_text(paths["summary_md"], describe(data) + "\n")
+    if extra_files is not None:
+        paths.update(extra_files(out))
+    write_text(out / COMPLETE, json.dumps({"files": sorted(p.name for p in paths.values())}))
     return paths
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _csv(rows: list[dict]) -> str:
     if not rows:
-        path.write_text("")
-        return
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-
-
-FITNESS_CACHE = "fitness_cache.json"
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
 
 
 def run_fingerprint(method: str, config: dict) -> dict:
-    """What a fitness cache belongs to: the method and its config (JSON-normalised)."""
-    return json.loads(json.dumps({"method": method, "config": _clean(dict(config))},
+    """What a run folder belongs to: the method and its config (JSON-normalised)."""
+    return json.loads(json.dumps({"method": method, "config": clean_json(dict(config))},
                                  sort_keys=True))
+
+
+def first_difference(saved: dict, fingerprint: dict) -> str:
+    """One line naming how a saved fingerprint differs from this run's."""
+    if saved.get("method") != fingerprint.get("method"):
+        return f"the method differs ({saved.get('method')!r} vs {fingerprint.get('method')!r})"
+    a, b = saved.get("config", {}) or {}, fingerprint.get("config", {}) or {}
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if not diff:
+        return "the config differs"
+    k = diff[0]
+    return f"config key {k!r} differs (saved {a.get(k)!r}, now {b.get(k)!r})"
 
 
 def save_fitness_cache(out_dir, fingerprint: dict, cache: dict) -> Path:
@@ -145,10 +361,10 @@ def save_fitness_cache(out_dir, fingerprint: dict, cache: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / FITNESS_CACHE
-    data = {"fingerprint": fingerprint, "scores": {str(int(k)): float(v) for k, v in cache.items()}}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    scores = {str(int(k)): (float(v) if math.isfinite(float(v)) else None)
+              for k, v in cache.items()}
+    write_text(path, json.dumps({"fingerprint": fingerprint, "scores": scores},
+                                allow_nan=False))
     return path
 
 
@@ -157,41 +373,53 @@ def load_fitness_cache(out_dir, fingerprint: dict) -> dict[int, float] | None:
 
     Raises:
         ValueError: the file is unreadable, or belongs to another method or config (one line
-            naming the file).
+            naming the file and the first difference).
     """
     path = Path(out_dir) / FITNESS_CACHE
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-        scores = {int(k): float(v) for k, v in data["scores"].items()}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        scores = {int(k): (math.inf if v is None else float(v))
+                  for k, v in data["scores"].items()}
         saved = data["fingerprint"]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a jaxnas fitness cache ({e})") from e
     if saved != fingerprint:
-        diff = sorted(k for k in set(saved.get("config", {})) | set(fingerprint["config"])
-                      if saved.get("config", {}).get(k) != fingerprint["config"].get(k))
-        what = f"config keys differ: {', '.join(diff)}" if diff else "the method differs"
-        raise ValueError(f"{path} belongs to another run ({what}); resume with the same "
-                         "config, or choose another --out")
+        raise ValueError(f"{path} belongs to another run ({first_difference(saved, fingerprint)}); "
+                         "resume with the same config, or choose another --out")
     return scores
 
 
+_RESULT_TYPES = {"method": str, "config": dict, "meta": dict, "summary": list, "rows": list}
+
+
 def load_result(path) -> dict:
-    """Read a run's ``result.json`` (``path`` is the run folder or the file).
+    """Read a finished run's ``result.json`` (``path``: the run folder or the file).
 
     Raises:
-        FileNotFoundError / ValueError with the offending path.
+        FileNotFoundError: no result there. ValueError: not a complete jaxnas result (one
+        line with the path and what is wrong).
     """
     p = Path(path)
     f = p / "result.json" if p.is_dir() else p
     if not f.exists():
         raise FileNotFoundError(f"no result.json in {p}")
     try:
-        data = json.loads(f.read_text())
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{f} is not UTF-8 text ({e.reason})") from e
     except json.JSONDecodeError as e:
         raise ValueError(f"{f} is not a valid result file: {e}") from e
-    for k in ("method", "config", "meta", "summary", "rows"):
-        if k not in data:
-            raise ValueError(f"{f} is not a jaxnas result file (no {k!r})")
+    if not isinstance(data, dict):
+        raise ValueError(f"{f} is not a jaxnas result file (a JSON object is expected)")
+    for k, typ in _RESULT_TYPES.items():
+        if not isinstance(data.get(k), typ):
+            raise ValueError(f"{f} is not a jaxnas result file ({k!r} missing or not a "
+                             f"{typ.__name__})")
+    if not all(isinstance(r, dict) for r in data["summary"] + data["rows"]):
+        raise ValueError(f"{f} is not a jaxnas result file (rows must be objects)")
+    if f.parent.joinpath(COMPLETE).exists() is False and p.is_dir():
+        raise ValueError(f"{p} holds an unfinished run (no {COMPLETE} marker); finish it with "
+                         "`jaxnas search METHOD --config FILE --out DIR --resume`")
     return data

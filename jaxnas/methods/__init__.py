@@ -1,36 +1,118 @@
-"""The paper pipelines, one module per method, composed from the layers above.
+"""The paper pipelines, one module per method, and the registry.
 
-``methods.run(name, config, table=None, estimator=None) -> Result`` is the public entry
-(DESIGN.md): ``config`` is a mapping (e.g. a parsed TOML file) or the method's ``Config``.
+``methods.run(name, config) -> Result`` is the public entry (DESIGN.md): ``config`` is a
+mapping (e.g. a parsed TOML file) or the method's ``Config``. Each method module exposes
+``Config`` and ``make_search(config, problem)``, whose body reads like the paper's algorithm
+box (objectives, algorithm, answer rule):
 
 - ``'hw_evrsnas'`` (:mod:`.hw_evrsnas`): GA on score + distance-to-threshold penalty, one
   run per (device, constraint).
 - ``'mo_hdnas'`` (:mod:`.mo_hdnas`): NSGA-II on score, cost and cost diversity; one run
   answers every constraint.
+- ``'random'`` (:mod:`.random_search`): random search, the baseline row of every table.
 
-Both run over the grid of every HW-NAS-Bench device in the table x seeds (x constraints),
-with random search at the same budget as a baseline (:mod:`.grid`).
+A run covers the method's grid (:mod:`.grid`: every device x seed, x constraint where the
+config says so) on a problem (:mod:`.problem`: table, estimator, costs, constraints), plus
+random search at the same budget. A new method is a new module here with ``Config`` and
+``make_search``, added to :data:`METHODS`.
 """
 
 from __future__ import annotations
 
-from jaxnas.methods.grid import METHOD_MODULES, Result, method_module, run_grid
+import dataclasses
+from typing import Any, Mapping
 
-METHODS = tuple(METHOD_MODULES)
+from jaxnas import runs
+from jaxnas.config import parse
+from jaxnas.estimators import CachedEstimator
+from jaxnas.methods import hw_evrsnas, mo_hdnas, random_search
+from jaxnas.methods.grid import GridOutput, run_grid
+from jaxnas.methods.problem import Problem, ProblemConfig, build_problem
+
+METHODS = {"hw_evrsnas": hw_evrsnas, "mo_hdnas": mo_hdnas, "random": random_search}
+#: salt of the random-search baseline's cell keys (independent of the method's keys)
+BASELINE_SALT = 7919
 
 
-def run(name: str, config=None, table=None, estimator=None, progress: bool = False,
-        fitness_cache: dict | None = None, on_fitness=None) -> Result:
-    """Run method ``name`` with ``config`` over its results grid and return the Result.
+def method_module(name: str):
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]
 
-    ``fitness_cache`` / ``on_fitness``: see :func:`jaxnas.methods.grid.run_grid` (resuming
-    a run whose estimator is not traceable, e.g. RMI on CPU).
 
+def parse_config(name: str, config: Mapping[str, Any] | Any | None):
+    """The method's validated ``Config`` (one-line ``ConfigError`` on bad keys/values),
+    with the run's budget checked against the stated limits."""
+    mod = method_module(name)
+    cfg = parse(mod.Config, config, name)
+    q = len(cfg.constraint_quantiles) if cfg.per_constraint else 1
+    devices = 6 if tuple(cfg.devices) == ("all",) else len(cfg.devices)
+    cfg.check_budget(name, cfg.evaluations, devices * cfg.seeds * q)
+    return cfg
+
+
+def baseline_config(cfg) -> random_search.Config:
+    """Random search over the same problem at the same budget."""
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ProblemConfig)}
+    return random_search.Config(**shared, population=cfg.population, generations=cfg.generations)
+
+
+def run(name: str, config=None, table=None, estimator=None, progress=None,
+        fitness_cache: dict | None = None, on_fitness=None) -> runs.Result:
+    """Run method ``name`` over its results grid, with the random-search baseline.
+
+    Args:
+        config: a mapping (a parsed TOML file) or the method's ``Config``.
+        table, estimator: a loaded table / any estimator (default: built from the config).
+        progress: a :class:`jaxnas.runs.Progress` (log lines and per-generation ticks;
+            default: silent).
+        fitness_cache, on_fitness: non-traceable estimators only: known scores
+            ``{NB201 index: score}`` to start the shared cache from, and a callback
+            ``on_fitness(cache)`` after every evaluation that trained something (``jaxnas
+            search --resume`` replays an interrupted run from them).
     Raises:
-        ValueError: an unknown method name or bad config (one line).
+        ValueError (``ConfigError``): bad config keys or values (one line).
     """
-    return run_grid(name, config or {}, table=table, estimator=estimator, progress=progress,
-                    fitness_cache=fitness_cache, on_fitness=on_fitness)
+    progress = progress or runs.Progress()
+    cfg = parse_config(name, config)
+    prob = build_problem(cfg, table, estimator, log=progress.log)
+    try:
+        if not prob.estimator.traceable:
+            prob.estimator = CachedEstimator(prob.estimator, fitness_cache, on_fitness)
+        grid = _run(name, cfg, prob, progress, salt=0)
+        base = None
+        if name != "random":
+            base = _run("random", baseline_config(cfg), prob, progress, salt=BASELINE_SALT)
+        return runs.make_result(name, cfg, prob, grid, base)
+    finally:
+        inner = getattr(prob.estimator, "estimator", prob.estimator)
+        if estimator is None and hasattr(inner, "close"):
+            inner.close()  # an estimator built here (RMI worker processes)
 
 
-__all__ = ["METHODS", "Result", "method_module", "run", "run_grid"]
+def _run(name: str, cfg, prob: Problem, progress, salt: int) -> GridOutput:
+    spec = method_module(name).make_search(cfg, prob)
+    traceable = bool(prob.estimator.traceable)
+    q = len(prob.quantiles) if cfg.per_constraint else 1
+    cells = len(prob.devices) * cfg.seeds * q
+    progress.log(f"{name}: {len(prob.devices)} devices ({', '.join(prob.devices)}) x "
+                 f"{cfg.seeds} seeds" + (f" x {q} constraints" if cfg.per_constraint else
+                                          f", {len(prob.quantiles)} constraints per run")
+                 + f"; {cfg.evaluations} evaluations per run; estimator "
+                 f"{getattr(prob.estimator, 'name', prob.estimator)}")
+    if traceable:
+        grid = run_grid(spec, cfg, prob, True, salt)
+        t = grid.timing
+        progress.log(f"{name}: compiled {cells} cells in {t['compile_seconds']:.1f} s, "
+                     f"ran them in {t['run_seconds']:.2f} s")
+        return grid
+    bar = progress.bar(name, cells * (spec.generations + 1), "gen")
+    try:
+        return run_grid(spec, cfg, prob, False, salt, on_generation=lambda c, g, st, m: bar.update(
+            1, trained=getattr(prob.estimator, "evaluations", None)))
+    finally:
+        bar.close()
+
+
+__all__ = ["METHODS", "Problem", "ProblemConfig", "baseline_config", "method_module",
+           "parse_config", "run"]

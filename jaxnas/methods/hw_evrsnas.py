@@ -1,24 +1,24 @@
 """HW-EvRSNAS (Sinha et al., WACV'24; METHODS.md 5): single-objective evolutionary search
 for an architecture that scores well under a hardware-cost threshold ``T``.
 
-Fitness (minimised), one run per (device, constraint)::
+Algorithm box (one run per device and constraint; :func:`make_search`)::
 
-    J(a) = s_norm(a) + lambda * P(c(a))
-    s_norm = (s - s_min) / (s_max - s_min)        over the first population's finite scores
-    P = |c - T| / T                                (default, "two-sided")
-    P = max(0, c - T) / T                          (penalty = "hinge")
+    objectives   F(a) = [s(a), c(a)]        s: estimator score (RMI loss, or 100 - accuracy),
+                                            c: the device's cost; both lower is better
+    fitness      J(a) = (s(a) - s_min) / (s_max - s_min) + lambda * P(c(a), T)
+                 s_min, s_max: over the first population's finite scores
+                 P = |c - T| / T          (penalty = "two_sided", default)
+                 P = max(0, c - T) / T    (penalty = "hinge")
+    algorithm    EvNAS GA on J (METHODS.md 0.3): sort, copy the elite, tournament parents,
+                 uniform per-edge crossover, per-edge redraw mutation
+    answer       the best-J architecture ever (the elite)      (answer = "objective")
+                 or the best-s final member with c <= T        (answer = "feasible")
 
-``s`` is the estimator score (lower is better: the RMI loss, or 100 - accuracy for a table
-column). Normalising by the first population makes ``lambda`` mean the same for every
-estimator. The abstract says the penalty is "proportional to how far the architecture's
-hardware cost is from the desired threshold"; the exact formula and weight are
-UNCONFIRMED (METHODS.md 5.2), so both forms and ``lambda`` are options.
-
-The search is the EvNAS GA (METHODS.md 0.3): sort, copy the elite, tournament parents,
-uniform per-edge crossover, per-edge redraw mutation. Its answer is the best-``J``
-architecture of the final population (the elite). On the shared table the estimator is
-the NB201 *test* accuracy: such a run is an oracle benchmark of the optimiser, and every
-report says so.
+Normalising by the first population makes ``lambda`` mean the same for every estimator.
+The abstract says the penalty is "proportional to how far the architecture's hardware cost is
+from the desired threshold"; the formula and weight are UNCONFIRMED (METHODS.md 5.2), so both
+forms and ``lambda`` are options. On the shared table the estimator is the NB201 *test*
+accuracy: such a run is an oracle benchmark of the optimiser, and every report says so.
 """
 
 from __future__ import annotations
@@ -29,9 +29,20 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxnas.algorithms import GA, get_encoding
+from jaxnas import config as C
+from jaxnas.algorithms import GA, Algorithm, State, get_encoding
+from jaxnas.algorithms.base import initial_fields
+from jaxnas.algorithms.encodings import ENCODINGS
 from jaxnas.algorithms.ga import GAParams, GAState
-from jaxnas.methods.common import ProblemConfig, mark_seen
+from jaxnas.methods.problem import (
+    MethodSearch,
+    Problem,
+    ProblemConfig,
+    best_feasible,
+    mark_seen,
+    objectives,
+    population_stats,
+)
 from jaxnas.spaces import nb201
 
 PENALTIES = ("two_sided", "hinge")
@@ -43,15 +54,13 @@ class Config(ProblemConfig):
     """HW-EvRSNAS settings (TOML keys). Search hyperparameters are UNCONFIRMED in the
     paper; defaults follow EvNAS on NB201 (P=50, tournament 10, 1 elite, mutation 0.1).
 
-    Attributes (besides :class:`~jaxnas.methods.common.ProblemConfig`):
+    Attributes (besides :class:`~jaxnas.methods.problem.ProblemConfig`):
         population, generations: GA size and length (evaluations: population x (generations + 1)).
         tournament_size, num_elites, mutation_rate, crossover_swap: EvNAS GA operators.
         genome: ``'categorical'`` (NB201 int[6]) or ``'alpha'`` (U(0,1) rows, argmax-decoded).
         penalty: ``'two_sided'`` (default) or ``'hinge'``.
         lam: penalty weight lambda.
-        answer: ``'objective'`` (default; the best-J architecture, the GA's elite) or
-            ``'feasible'`` (the best-scoring final-population member with cost <= T,
-            falling back to the best-J one when none is feasible).
+        answer: ``'objective'`` (default) or ``'feasible'`` (see the module docstring).
     """
 
     population: int = 50
@@ -65,19 +74,21 @@ class Config(ProblemConfig):
     lam: float = 1.0
     answer: str = "objective"
 
-    def validate(self):
-        super().validate()
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {self.penalty!r}")
-        if self.population < 2 or self.generations < 0:
-            raise ValueError("population must be >= 2 and generations >= 0")
-        if not 1 <= self.tournament_size <= self.population:
-            raise ValueError(f"tournament_size must be in 1..population, got {self.tournament_size}")
-        if self.answer not in ANSWERS:
-            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {self.answer!r}")
-        if self.lam < 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
-        get_encoding(self.genome)
+    #: one run per (device, seed, constraint): the grid's constraint axis
+    per_constraint = True
+
+    def validate(self, where: str = "hw_evrsnas"):
+        super().validate(where)
+        C.check_range(where, "population", self.population, 2, 100_000)
+        C.check_range(where, "generations", self.generations, 0, 1_000_000)
+        C.check_range(where, "tournament_size", self.tournament_size, 1, self.population)
+        C.check_range(where, "num_elites", self.num_elites, 0, self.population, hi_open=True)
+        C.check_prob(where, "mutation_rate", self.mutation_rate)
+        C.check_prob(where, "crossover_swap", self.crossover_swap)
+        C.check_choice(where, "genome", self.genome, ENCODINGS)
+        C.check_choice(where, "penalty", self.penalty, PENALTIES)
+        C.check_choice(where, "answer", self.answer, ANSWERS)
+        C.check_range(where, "lam", self.lam, 0.0, 1e9)
 
     @property
     def evaluations(self) -> int:
@@ -88,16 +99,16 @@ class Config(ProblemConfig):
 class Params:
     ga: GAParams
     lam: jax.Array
+    T: jax.Array  # (1,) the threshold of this run
 
 
 @struct.dataclass
-class State:
+class SearchState(State):
     ga: GAState
     s_min: jax.Array
     s_range: jax.Array
     seen: jax.Array  # (15625,) bool: distinct architectures evaluated
-    queries: jax.Array
-    pop_scores: jax.Array  # (P,) estimator scores of the current population
+    objectives: jax.Array  # (P, 2) [s, c] of the current population
 
 
 def penalty(cost: jax.Array, limit: jax.Array, kind: str = "two_sided") -> jax.Array:
@@ -108,80 +119,72 @@ def penalty(cost: jax.Array, limit: jax.Array, kind: str = "two_sided") -> jax.A
 
 
 @dataclass(frozen=True)
-class Search:
-    """The HW-EvRSNAS search cell. ``data = {'cost': (15625,), 'T': scalar}``."""
+class Search(Algorithm):
+    """The GA on the penalised score ``J`` of objectives ``F = [s, c]`` (``(P, 2)``)."""
 
-    algo: GA
-    generations: int
+    ga: GA
     penalty: str = "two_sided"
-    answer: str = "objective"
-
-    def default_params(self, cfg: Config | None = None) -> Params:
-        cfg = cfg or Config()
-        ga = self.algo.default_params(cfg.tournament_size, cfg.mutation_rate)
-        ga = ga.replace(crossover=dict(ga.crossover, swap=jnp.float32(cfg.crossover_swap)))
-        return Params(ga, jnp.float32(cfg.lam))
+    answer_rule: str = "objective"
 
     def sample(self, key):
-        return self.algo.sample(key)
+        return self.ga.sample(key)
 
-    def decode(self, pop):
-        return self.algo.decode(pop)
+    def decode(self, population):
+        return self.ga.decode(population)
 
-    def objective(self, codes, scores, data, s_min, s_range, lam):
-        """``J`` for NB201 codes ``(P, 6)`` and estimator scores ``(P,)``."""
-        c = data["cost"][nb201.index_jax(codes)]
-        return (scores - s_min) / s_range + lam * penalty(c, data["T"], self.penalty)
+    def fitness(self, F, params: Params, s_min, s_range):
+        """``J`` (Eq. above) from ``F = [s, c]``."""
+        return (F[:, 0] - s_min) / s_range + params.lam * penalty(F[:, 1], params.T[0],
+                                                                   self.penalty)
 
-    def init(self, key, pop, scores, data, params: Params) -> State:
-        s = jnp.where(jnp.isfinite(scores), scores, jnp.nan)
+    def _init(self, key, pop, F, params: Params) -> SearchState:
+        s = jnp.where(jnp.isfinite(F[:, 0]), F[:, 0], jnp.nan)
         s_min, s_max = jnp.nanmin(s), jnp.nanmax(s)
         s_range = jnp.where(s_max > s_min, s_max - s_min, 1.0)
         s_min = jnp.where(jnp.isfinite(s_min), s_min, 0.0)
-        codes = self.decode(pop)
-        J = self.objective(codes, scores, data, s_min, s_range, params.lam)
-        ga = self.algo.init(key, pop, J, params.ga)
-        seen = mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes)
-        return State(ga, s_min, s_range, seen, jnp.int32(pop.shape[0]), scores.astype(jnp.float32))
+        ga = self.ga.init(key, pop, self.fitness(F, params, s_min, s_range), params.ga)
+        seen = mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), self.decode(pop))
+        return SearchState(**initial_fields(pop.shape[1:], pop.dtype), ga=ga, s_min=s_min,
+                           s_range=s_range, seen=seen, objectives=F)
 
-    def ask(self, key, state: State, params: Params):
-        pop, ga = self.algo.ask(key, state.ga, params.ga)
+    def _ask(self, key, state: SearchState, params: Params):
+        pop, ga = self.ga.ask(key, state.ga, params.ga)
         return pop, state.replace(ga=ga)
 
-    def tell(self, key, pop, scores, state: State, data, params: Params) -> State:
-        codes = self.decode(pop)
-        J = self.objective(codes, scores, data, state.s_min, state.s_range, params.lam)
-        ga, _ = self.algo.tell(key, pop, J, state.ga, params.ga)
-        return state.replace(ga=ga, seen=mark_seen(state.seen, codes),
-                             queries=state.queries + pop.shape[0],
-                             pop_scores=scores.astype(jnp.float32))
+    def _tell(self, key, pop, F, state: SearchState, params: Params):
+        J = self.fitness(F, params, state.s_min, state.s_range)
+        ga, metrics = self.ga.tell(key, pop, J, state.ga, params.ga)
+        seen = mark_seen(state.seen, self.decode(pop))
+        return state.replace(ga=ga, seen=seen, objectives=F), {
+            "best_J": metrics["best_fitness"], "mean_J": metrics["mean_fitness"],
+            "distinct": jnp.sum(seen), **population_stats(F)}
 
-    def result(self, state: State, data):
-        """The answer: the best-J architecture ever (the GA keeps it as its elite), or with
-        ``answer='feasible'`` the best-scoring member of the final population with cost <= T
-        (the best-J one when none is feasible)."""
-        arch = self.decode(state.ga.best_genome[None])[0]
-        if self.answer == "feasible":
+    def final_population(self, state):
+        """The final population: codes ``(P, 6)`` and objectives ``(P, 2)`` = [s, c]."""
+        return self.decode(state.ga.population), state.objectives
+
+    def answer(self, state: SearchState, params: Params):
+        """``{'arch': (1, 6), 'score': (1,)}`` (score: the answer's J; inf if none)."""
+        arch = self.decode(state.ga.best_genome[None])
+        score = state.ga.best_fitness[None]
+        if self.answer_rule == "feasible":
             codes = self.decode(state.ga.population)
-            c = data["cost"][nb201.index_jax(codes)]
-            s = jnp.where((c <= data["T"]) & jnp.isfinite(state.pop_scores), state.pop_scores, jnp.inf)
-            i = jnp.argmin(s)
-            arch = jnp.where(jnp.isfinite(s[i]), codes[i], arch)
-        return {
-            "arch": arch,
-            "objective": state.ga.best_fitness,
-            "queries": state.queries,
-            "distinct": jnp.sum(state.seen),
-        }
+            pick = best_feasible(codes, state.objectives[:, 0], state.objectives[:, 1], params.T)
+            found = jnp.isfinite(pick["score"])
+            arch = jnp.where(found[:, None], pick["arch"], arch)
+            score = jnp.where(found, pick["score"], score)
+        return {"arch": arch, "score": score}
 
 
-def make_search(cfg: Config) -> Search:
-    algo = GA(get_encoding(cfg.genome), cfg.population, cfg.num_elites)
-    return Search(algo, cfg.generations, cfg.penalty, cfg.answer)
-
-
-def run(config, table=None, estimator=None, progress: bool = True):
-    """Results table over every device x seed x constraint (see :mod:`jaxnas.methods.grid`)."""
-    from jaxnas.methods.grid import run_grid
-
-    return run_grid("hw_evrsnas", config, table=table, estimator=estimator, progress=progress)
+def make_search(cfg: Config, problem: Problem) -> MethodSearch:
+    """HW-EvRSNAS on ``problem`` (see the algorithm box in the module docstring)."""
+    # objectives: F = [s, c] from the estimator and the cell's device cost
+    # algorithm: the EvNAS GA on J(F; T, lambda); T is set per cell by the grid
+    ga = GA(get_encoding(cfg.genome), cfg.population, cfg.num_elites)
+    ga_params = ga.default_params(cfg.tournament_size, cfg.mutation_rate)
+    ga_params = ga_params.replace(crossover=dict(ga_params.crossover,
+                                                 swap=jnp.float32(cfg.crossover_swap)))
+    params = Params(ga_params, jnp.float32(cfg.lam), jnp.zeros((1,), jnp.float32))
+    # answer: Search.answer (best J, or best feasible s with answer = "feasible")
+    return MethodSearch(Search(ga, cfg.penalty, cfg.answer), params,
+                        lambda cell: objectives(problem.estimator, cell), cfg.generations)

@@ -1,25 +1,24 @@
 """MO-HDNAS (Sinha et al., CVPR'24 ECV workshop; METHODS.md 6): NSGA-II over three
 objectives, so that one run covers every hardware constraint.
 
-Objectives (all minimised here):
+Algorithm box (one run per device; :func:`make_search`)::
 
-1. the estimator score ``s`` (lower is better: RMI loss, or 100 - accuracy for a table);
-2. the hardware cost ``c`` (a HW-NAS-Bench device column);
-3. ``-chi``: hardware-cost diversity, maximised. chi is a **reconstruction** (the paper's
-   formula is UNCONFIRMED): by default the mean absolute cost difference to the ``k = 5``
-   nearest members by cost, costs normalised by their range in the population, recomputed
-   over parents + offspring at every survival step
-   (:class:`~jaxnas.algorithms.novelty.CostDiversity`; ``chi_mode = 'nearest'`` and
-   ``chi_archive > 0`` select the alternatives).
+    objectives   f1(a) = s(a)            estimator score (RMI loss, or 100 - accuracy)
+                 f2(a) = c(a)            the device's hardware cost
+                 f3(a) = -chi(a; P)      hardware-cost diversity, maximised; recomputed over
+                                         parents + offspring at every survival step
+    algorithm    NSGA-II (pymoo semantics): binary tournament, SBX(eta 15, p 0.7) +
+                 PM(eta 20, per-variable p 0.2) on alpha in [0, 1]^30, duplicates eliminated,
+                 rank + crowding survival
+    answer       per threshold T: argmin s over {a in final population : c(a) <= T}
+                 (select_from = "history": over every architecture evaluated)
 
-For each constraint ``T`` the answer is the best-scoring member with ``c <= T`` of the final
-population (METHODS.md 6, "Reporting"); ``select_from = 'history'`` takes it from every
-architecture evaluated during the run instead. NSGA-II settings are UNCONFIRMED; the
-defaults are the authors' earlier pymoo settings (METHODS.md 4/6): α in [0, 1]^30 decoded by
-argmax, SBX(eta 15, prob 0.7), PM(eta 20, per-variable probability 0.2).
-
-On the shared table the estimator is NB201 *test* accuracy: a run is then an oracle
-benchmark of the optimiser, and every report says so.
+chi is a **reconstruction** (the paper's formula is UNCONFIRMED): by default the mean absolute
+cost difference to the ``k = 5`` nearest members by cost, costs normalised by their range in
+the population (:class:`~jaxnas.algorithms.novelty.CostDiversity`; ``chi_mode = 'nearest'``
+and ``chi_archive > 0`` select the alternatives). The NSGA-II settings are UNCONFIRMED; the
+defaults are the authors' earlier pymoo settings (METHODS.md 4/6). On the shared table the
+estimator is NB201 *test* accuracy: such a run is an oracle benchmark of the optimiser.
 """
 
 from __future__ import annotations
@@ -30,9 +29,20 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxnas.algorithms import NSGA2, CostDiversity, get_encoding, operators
+from jaxnas import config as C
+from jaxnas.algorithms import NSGA2, Algorithm, CostDiversity, State, get_encoding, operators
+from jaxnas.algorithms.base import initial_fields
+from jaxnas.algorithms.encodings import ENCODINGS
 from jaxnas.algorithms.nsga2 import NSGA2Params, NSGA2State
-from jaxnas.methods.common import ProblemConfig, best_feasible, mark_seen
+from jaxnas.methods.problem import (
+    MethodSearch,
+    Problem,
+    ProblemConfig,
+    best_feasible,
+    mark_seen,
+    objectives,
+    population_stats,
+)
 from jaxnas.spaces import nb201
 
 SELECT = ("population", "history")
@@ -42,7 +52,7 @@ SELECT = ("population", "history")
 class Config(ProblemConfig):
     """MO-HDNAS settings (TOML keys).
 
-    Attributes (besides :class:`~jaxnas.methods.common.ProblemConfig`):
+    Attributes (besides :class:`~jaxnas.methods.problem.ProblemConfig`):
         population, generations: NSGA-II size and length (evaluations:
             population x (generations + 1)).
         genome: ``'alpha'`` (default; SBX + PM on [0,1]^30) or ``'categorical'`` (NB201
@@ -66,17 +76,23 @@ class Config(ProblemConfig):
     chi_archive: int = 0
     select_from: str = "population"
 
-    def validate(self):
-        super().validate()
-        if self.population < 4 or self.generations < 0:
-            raise ValueError("population must be >= 4 and generations >= 0")
-        if self.select_from not in SELECT:
-            raise ValueError(f"select_from must be one of {', '.join(SELECT)}, got {self.select_from!r}")
-        if self.chi_k < 1:
-            raise ValueError(f"chi_k must be >= 1, got {self.chi_k}")
-        if self.chi_mode not in ("knn", "nearest"):
-            raise ValueError(f"chi_mode must be 'knn' or 'nearest', got {self.chi_mode!r}")
-        get_encoding(self.genome)
+    #: one run per (device, seed) answers every constraint
+    per_constraint = False
+
+    def validate(self, where: str = "mo_hdnas"):
+        super().validate(where)
+        C.check_range(where, "population", self.population, 4, 100_000)
+        C.check_range(where, "generations", self.generations, 0, 1_000_000)
+        C.check_choice(where, "genome", self.genome, ENCODINGS)
+        C.check_range(where, "sbx_eta", self.sbx_eta, 0.0, 1000.0)
+        C.check_prob(where, "sbx_prob", self.sbx_prob)
+        C.check_range(where, "pm_eta", self.pm_eta, 0.0, 1000.0)
+        C.check_prob(where, "pm_prob_var", self.pm_prob_var)
+        C.check_prob(where, "mutation_rate", self.mutation_rate)
+        C.check_range(where, "chi_k", self.chi_k, 1, self.population)
+        C.check_choice(where, "chi_mode", self.chi_mode, ("knn", "nearest"))
+        C.check_range(where, "chi_archive", self.chi_archive, 0, 1_000_000)
+        C.check_choice(where, "select_from", self.select_from, SELECT)
 
     @property
     def evaluations(self) -> int:
@@ -84,100 +100,105 @@ class Config(ProblemConfig):
 
 
 @struct.dataclass
-class State:
+class Params:
+    nsga: NSGA2Params
+    T: jax.Array  # (Q,) thresholds answered by one run
+
+
+@struct.dataclass
+class SearchState(State):
     nsga: NSGA2State
     seen: jax.Array  # (15625,) bool
-    queries: jax.Array
     hist_arch: jax.Array  # (Q, 6) best feasible ever evaluated, per constraint
     hist_score: jax.Array  # (Q,)
 
 
 @dataclass(frozen=True)
-class Search:
-    """The MO-HDNAS search cell. ``data = {'cost': (15625,), 'T': (Q,)}``."""
+class Search(Algorithm):
+    """NSGA-II on ``[s, c]`` with ``-chi`` appended at every survival step."""
 
-    algo: NSGA2
-    generations: int
+    nsga: NSGA2
     select_from: str = "population"
 
-    def default_params(self, cfg: Config | None = None) -> NSGA2Params:
-        cfg = cfg or Config()
-        p = self.algo.default_params()
-        cx, mut = dict(p.crossover), dict(p.mutation)
-        if "eta" in cx:  # SBX
-            cx.update(eta=jnp.float32(cfg.sbx_eta), prob=jnp.float32(cfg.sbx_prob))
-        if "prob_var" in mut:  # polynomial mutation: per-variable probability, every child
-            mut.update(eta=jnp.float32(cfg.pm_eta), prob=jnp.float32(1.0),
-                       prob_var=jnp.float32(cfg.pm_prob_var))
-        if "rate" in mut:
-            mut.update(rate=jnp.float32(cfg.mutation_rate))
-        return p.replace(crossover=cx, mutation=mut, extra={"k": jnp.int32(cfg.chi_k)})
-
     def sample(self, key):
-        return self.algo.sample(key)
+        return self.nsga.sample(key)
 
-    def decode(self, pop):
-        return self.algo.decode(pop)
+    def decode(self, population):
+        return self.nsga.decode(population)
 
-    def _F(self, codes, scores, data):
-        return jnp.stack([scores, data["cost"][nb201.index_jax(codes)]], axis=1)
-
-    def _history(self, codes, F, valid, data, arch, score):
-        s = jnp.where(valid & jnp.isfinite(F[:, 0]), F[:, 0], jnp.inf)
-        new = best_feasible(codes, s, F[:, 1], data["T"])
+    def _history(self, codes, F, params, arch, score):
+        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
         better = new["score"] < score
-        return (jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score))
+        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
 
-    def init(self, key, pop, scores, data, params) -> State:
+    def _init(self, key, pop, F, params: Params) -> SearchState:
         codes = self.decode(pop)
-        F = self._F(codes, scores, data)
-        nsga = self.algo.init(key, pop, F, params)
-        q = data["T"].shape[0]
-        arch, score = self._history(codes, F, jnp.ones(pop.shape[0], bool), data,
-                                    jnp.zeros((q, nb201.NUM_EDGES), jnp.int32), jnp.full((q,), jnp.inf))
-        seen = mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes)
-        return State(nsga, seen, jnp.int32(pop.shape[0]), arch, score)
+        q = params.T.shape[0]
+        arch, score = self._history(codes, F, params, jnp.zeros((q, nb201.NUM_EDGES), jnp.int32),
+                                    jnp.full((q,), jnp.inf))
+        return SearchState(**initial_fields(pop.shape[1:], pop.dtype),
+                           nsga=self.nsga.init(key, pop, F, params.nsga),
+                           seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
+                           hist_arch=arch, hist_score=score)
 
-    def ask(self, key, state: State, params):
-        pop, nsga = self.algo.ask(key, state.nsga, params)
+    def _ask(self, key, state: SearchState, params: Params):
+        pop, nsga = self.nsga.ask(key, state.nsga, params.nsga)
         return pop, state.replace(nsga=nsga)
 
-    def tell(self, key, pop, scores, state: State, data, params) -> State:
-        codes = self.decode(pop)
-        F = self._F(codes, scores, data)
-        valid = state.nsga.offspring_valid
-        arch, score = self._history(codes, F, valid, data, state.hist_arch, state.hist_score)
-        nsga, _ = self.algo.tell(key, pop, F, state.nsga, params)
-        return State(nsga, mark_seen(state.seen, codes), state.queries + pop.shape[0], arch, score)
+    def shape(self, population, F, state: SearchState, params: Params):
+        return self.nsga.shape(population, F, state.nsga, params.nsga)
 
-    def result(self, state: State, data):
+    def _tell(self, key, pop, F, state: SearchState, params: Params):
+        codes = self.decode(pop)
+        arch, score = self._history(codes, F, params, state.hist_arch, state.hist_score)
+        nsga, metrics = self.nsga.tell(key, pop, F, state.nsga, params.nsga)
+        seen = mark_seen(state.seen, codes)
+        return state.replace(nsga=nsga, seen=seen, hist_arch=arch, hist_score=score), {
+            **metrics, "distinct": jnp.sum(seen), **population_stats(F)}
+
+    def final_population(self, state):
+        """The final population: codes ``(P, 6)`` and objectives ``(P, 2)`` = [s, c]."""
+        return self.decode(state.nsga.population), state.nsga.fitness[:, :2]
+
+    def answer(self, state: SearchState, params: Params):
         """Per constraint: the best-scoring feasible member (``score`` inf if none)."""
         if self.select_from == "history":
-            pick = {"arch": state.hist_arch, "score": state.hist_score}
-        else:
-            codes = self.decode(state.nsga.population)
-            F = state.nsga.fitness
-            pick = best_feasible(codes, F[:, 0], F[:, 1], data["T"])
-        return pick | {"queries": state.queries, "distinct": jnp.sum(state.seen)}
+            return {"arch": state.hist_arch, "score": state.hist_score}
+        F = state.nsga.fitness
+        return best_feasible(self.decode(state.nsga.population), F[:, 0], F[:, 1], params.T)
 
-    def final_front(self, state: State):
-        """Final population: codes ``(P, 6)``, objectives ``(P, 3)`` = [score, cost, -chi], rank."""
+    def final_front(self, state: SearchState):
+        """Final population: codes ``(P, 6)``, objectives ``(P, 3)`` = [s, c, -chi], rank."""
         return self.decode(state.nsga.population), state.nsga.fitness, state.nsga.rank
 
 
-def make_search(cfg: Config) -> Search:
+def nsga2_params(nsga: NSGA2, cfg: Config) -> NSGA2Params:
+    """The NSGA-II numbers of a config (operator settings and chi's k)."""
+    p = nsga.default_params()
+    cx, mut = dict(p.crossover), dict(p.mutation)
+    if "eta" in cx:  # SBX
+        cx.update(eta=jnp.float32(cfg.sbx_eta), prob=jnp.float32(cfg.sbx_prob))
+    if "prob_var" in mut:  # polynomial mutation: per-variable probability, every child
+        mut.update(eta=jnp.float32(cfg.pm_eta), prob=jnp.float32(1.0),
+                   prob_var=jnp.float32(cfg.pm_prob_var))
+    if "rate" in mut:
+        mut.update(rate=jnp.float32(cfg.mutation_rate))
+    return p.replace(crossover=cx, mutation=mut, extra={"k": jnp.int32(cfg.chi_k)})
+
+
+def make_search(cfg: Config, problem: Problem) -> MethodSearch:
+    """MO-HDNAS on ``problem`` (see the algorithm box in the module docstring)."""
     enc = get_encoding(cfg.genome)
+    # f3 = -chi(a; P): a population objective, recomputed by NSGA-II at every survival
     chi = CostDiversity(cost_column=1, mode=cfg.chi_mode, archive_size=cfg.chi_archive)
     if cfg.genome == "alpha":
-        algo = NSGA2(enc, cfg.population, 2, crossover=operators.sbx(enc.low, enc.high),
-                     mutation=operators.polynomial_mutation(enc.low, enc.high), extra=chi)
+        nsga = NSGA2(enc, cfg.population, num_objectives=2, extra=chi,
+                     crossover=operators.sbx(enc.low, enc.high),
+                     mutation=operators.polynomial_mutation(enc.low, enc.high))
     else:
-        algo = NSGA2(enc, cfg.population, 2, extra=chi)
-    return Search(algo, cfg.generations, cfg.select_from)
-
-
-def run(config, table=None, estimator=None, progress: bool = True):
-    """Results table over every device x seed; each run covers all constraints."""
-    from jaxnas.methods.grid import run_grid
-
-    return run_grid("mo_hdnas", config, table=table, estimator=estimator, progress=progress)
+        nsga = NSGA2(enc, cfg.population, num_objectives=2, extra=chi)
+    params = Params(nsga2_params(nsga, cfg), jnp.zeros((len(cfg.constraint_quantiles),),
+                                                       jnp.float32))
+    # f1, f2 = [s, c]; answer: Search.answer
+    return MethodSearch(Search(nsga, cfg.select_from), params,
+                        lambda cell: objectives(problem.estimator, cell), cfg.generations)
