@@ -196,18 +196,17 @@ def main(argv=None):
               f"  final HV {hv.mean():.5f} ± {hv.std():.5f}")
 
     # ------------------------------------------------------------------ MO-HDNAS in 2-D
-    from jaxnas.estimators import TableEstimator
+    from jaxnas.algorithms import run_compiled
     from jaxnas.methods import mo_hdnas
-    from jaxnas.methods.common import drive
+    from jaxnas.methods.problem import Cell, build_problem
 
-    cfg = mo_hdnas.Config(population=pop, generations=gens)
-    search = mo_hdnas.make_search(cfg)
-    mparams = search.default_params(cfg)
-    est = TableEstimator(table, "cifar10_test_acc")
-    data = {"cost": f2j, "T": jnp.asarray(np.quantile(f2_all, [0.25, 0.5, 0.75]), jnp.float32)}
+    cfg = mo_hdnas.Config(population=pop, generations=gens, devices=(args.device,))
+    spec = mo_hdnas.make_search(cfg, build_problem(cfg, table=table))
+    cell = Cell(f2j, jnp.asarray(np.quantile(f2_all, [0.25, 0.5, 0.75]), jnp.float32))
+    mparams = spec.params.replace(T=cell.T)
 
     def mo_run(key):
-        state = drive(search, est.evaluate, key, data, mparams, traceable=True)
+        state, _ = run_compiled(spec.algorithm, mparams, spec.objectives(cell), key, gens)
         F = state.nsga.fitness[:, :2]
         return hypervolume((F - lo_j) / (hi_j - lo_j), ref_j)
 

@@ -80,7 +80,10 @@ def _table_info(args):
     from jaxnas.bench import load_table
 
     _check_table_path(args.path)
-    table = load_table(args.path)
+    try:
+        table = load_table(args.path)
+    except (ValueError, FileNotFoundError) as e:  # a corrupt or missing input file: exit 2
+        raise UsageError(str(e).strip().splitlines()[0]) from e
     print(table.describe())
 
 
@@ -128,22 +131,17 @@ def _add_train_reference(sub):
 
 
 def _train_reference(args):
-    import json
-    import time
     from pathlib import Path
 
-    import jax
-    import numpy as np
-
     from jaxnas import __version__
-    from jaxnas.data import DATASETS, Reference, channel_stats, load_dataset, trained_reference_path
-    from jaxnas.data.train import TrainSettings, default_augment, fit_classifier
-    from jaxnas.nets.resnet import CifarResNet, state_dict_from_variables
+    from jaxnas.data import DATASETS, trained_reference_path
+    from jaxnas.data.train import TrainSettings, default_augment, save_reference, train_reference
 
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     if args.depth < 8 or (args.depth - 2) % 6:
         raise UsageError(f"--depth must be 6n+2 (20, 32, 44, 56, 110), got {args.depth}")
+    _check_seed(args.seed)
     augment = default_augment(args.dataset) if args.augment == "auto" else args.augment
     try:
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -152,133 +150,124 @@ def _train_reference(args):
     except ValueError as e:
         raise UsageError(str(e)) from e
     arch = f"resnet{args.depth}"
-    if args.out is None:
-        out = trained_reference_path(args.dataset, arch)
-    else:
-        out = Path(args.out)
-        if out.suffix != ".npz":
-            out = out / f"{args.dataset}_{arch}.npz"
-    ds = load_dataset(args.dataset, root=args.data_dir, source=args.source, seed=args.seed)
-    x_tr, y_tr = ds.split("train")
-    x_te, y_te = ds.split("test")
-    mean, std = channel_stats(x_tr)
-    model = CifarResNet(depth=args.depth, num_classes=ds.num_classes)
-    n_steps = (len(x_tr) // min(settings.batch_size, len(x_tr))) * settings.epochs
-    print(f"training {arch} on {args.dataset} ({ds.source}): {len(x_tr)} train / {len(x_te)} test "
-          f"images {ds.image_shape}, {settings.epochs} epochs, {n_steps} steps, augment={augment}")
+    out = trained_reference_path(args.dataset, arch) if args.out is None else Path(args.out)
+    if out.suffix != ".npz":
+        out = out / f"{args.dataset}_{arch}.npz"
+    _check_out(out.parent)
     bar = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps, desc=f"train-reference {args.dataset}", unit="step")
-    t0 = time.perf_counter()
+    def start(info):
+        nonlocal bar
+        print(f"training {arch} on {args.dataset} ({info['source']}): {info['n_train']} train / "
+              f"{info['n_test']} test images {info['image_shape']}, {settings.epochs} epochs, "
+              f"{info['steps']} steps, augment={augment}")
+        if not args.no_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=info["steps"], desc=f"train-reference {args.dataset}", unit="step")
+
     try:
-        variables, history = fit_classifier(
-            jax.random.key(args.seed), model, x_tr, y_tr, mean, std, settings,
-            on_step=(lambda i, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}",
-                                                                     refresh=False)))
-            if bar is not None else None,
-            on_epoch=(lambda e, rec: bar.write(f"epoch {e}: loss {rec['loss']:.4f} "
-                                               f"train acc {100 * rec['accuracy']:.2f} %"))
-            if bar is not None else None)
+        ref, meta = train_reference(
+            args.dataset, settings, depth=args.depth, data_dir=args.data_dir, source=args.source,
+            on_start=start,
+            on_step=lambda i, loss: bar and (bar.update(1), bar.set_postfix(
+                loss=f"{loss:.3f}", refresh=False)),
+            on_epoch=lambda e, rec: bar and bar.write(
+                f"epoch {e}: loss {rec['loss']:.4f} train acc {100 * rec['accuracy']:.2f} %"))
     finally:
         if bar is not None:
             bar.close()
-    train_time = time.perf_counter() - t0
-    ref = Reference(f"{args.dataset}_{arch}", model, variables, mean, std, ds.num_classes)
-    test_acc = ref.accuracy(x_te, y_te)
-    meta = {
-        "name": ref.name,
-        "dataset": args.dataset,
-        "data_source": ds.source,
-        "num_classes": ds.num_classes,
-        "image_shape": list(ds.image_shape),
-        "n_train": int(len(x_tr)),
-        "n_test": int(len(x_te)),
-        "test_accuracy": test_acc,
-        "normalisation": {"mean": list(mean), "std": list(std),
-                          "note": "per-channel statistics of the [0,1]-scaled training images"},
-        "model": {"arch": "cifar_resnet", "depth": args.depth, "widths": list(model.widths),
-                  "num_classes": ds.num_classes, "init_scheme": model.init_scheme,
-                  "layout": "PyTorch state_dict names, conv OIHW (as resnet20_cifar10.npz)"},
-        "settings": {**settings.as_dict(), "schedule": "cosine", "optimizer": "sgd"},
-        "history": history,
-        "train_seconds": round(train_time, 2),
-        "jaxnas_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **state_dict_from_variables(variables, model))
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"test accuracy {100 * test_acc:.2f} % ({len(x_te)} images); trained in {train_time:.1f} s")
+    save_reference(ref, {**meta, "jaxnas_version": __version__}, out)
+    print(f"test accuracy {100 * meta['test_accuracy']:.2f} % ({meta['n_test']} images); "
+          f"trained in {meta['train_seconds']:.1f} s")
     print(f"wrote {out} and {out.with_suffix('.json').name}")
 
 
 # ---------------------------------------------------------------------------- quickstart
 
 
-def _add_quickstart(sub):
-    from jaxnas.quickstart import QuickstartConfig
+def _quickstart_defaults() -> dict:
+    import tomllib
+    from importlib.resources import files
 
-    d = QuickstartConfig()
+    return tomllib.loads(files("jaxnas").joinpath("quickstart.toml").read_text(encoding="utf-8"))
+
+
+def _add_quickstart(sub):
+    d = _quickstart_defaults()
     p = sub.add_parser(
         "quickstart",
         help="the main job: MO-HDNAS on real data (digits) and real local latency, offline",
         description="Run MO-HDNAS (NSGA-II over RMI similarity to a reference network, latency "
                     "on this machine and latency diversity) on NAS-Bench-201 networks scaled to "
-                    "scikit-learn's bundled 8x8 digits. Needs no download and no GPU. Writes "
-                    "pareto.json, pareto.csv, pareto.png and run.json to --out.")
-    p.add_argument("--generations", type=int, default=d.generations,
-                   help=f"NSGA-II generations after the initial population (default {d.generations})")
-    p.add_argument("--population", type=int, default=d.population,
-                   help=f"population size, at least 4 (default {d.population})")
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help="seed of everything: data split, reference, batch, search (default 0)")
+                    "scikit-learn's bundled 8x8 digits: configs/quickstart.toml through the "
+                    "same pipeline as `jaxnas search`. Needs no download and no GPU. Writes "
+                    "pareto.json, pareto.csv, pareto.png, run.json and the results table to --out.")
+    p.add_argument("--generations", type=int, default=d["generations"],
+                   help=f"NSGA-II generations after the initial population (default {d['generations']})")
+    p.add_argument("--population", type=int, default=d["population"],
+                   help=f"population size, at least 4 (default {d['population']})")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the search and of the selected batch (default 0)")
     p.add_argument("--out", default=None,
                    help="output folder (default ./jaxnas-runs/quickstart-<timestamp>)")
     p.add_argument("--no-measure", action="store_true",
                    help="use analytic FLOPs as the hardware cost instead of measuring latency")
-    p.add_argument("--steps", type=int, default=d.steps,
-                   help=f"RMI training steps whose loss is the score (default {d.steps}; paper 150)")
+    p.add_argument("--steps", type=int, default=d["rmi"]["steps"],
+                   help=f"RMI training steps whose loss is the score (default {d['rmi']['steps']}; "
+                        "paper 150)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_quickstart)
 
 
 def _quickstart(args):
-    from jaxnas.quickstart import QuickstartConfig, run
+    from jaxnas import methods, quickstart, runs
 
+    _check_seed(args.seed)
+    cfg = quickstart.config(generations=args.generations, population=args.population,
+                            seed=args.seed, measure=not args.no_measure, steps=args.steps)
     try:
-        cfg = QuickstartConfig(generations=args.generations, population=args.population,
-                               seed=args.seed, measure=not args.no_measure, steps=args.steps)
+        methods.parse_config("mo_hdnas", cfg)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    run(cfg, out=args.out, progress=not args.no_progress)
+    out = _check_out(args.out or runs.default_out_dir("quickstart"))
+    progress = runs.ConsoleProgress() if not args.no_progress else _LogOnly()
+    result = quickstart.run(cfg, progress=progress)
+    paths = _write(result, out)
+    print()
+    print(quickstart.describe(result))
+    print(f"\nplot: {paths['pareto']}\nresults: {paths['pareto_json']}, {paths['pareto_csv']}, "
+          f"{paths['run_json']}")
 
-
-# ---------------------------------------------------------------------------- main
 
 # ---------------------------------------------------------------------------- search / report
 
-_SEARCH_METHODS = ("hw_evrsnas", "mo_hdnas")
+
+def _search_methods():
+    from jaxnas import methods
+
+    return tuple(methods.METHODS)
 
 
 def _add_search(sub):
     p = sub.add_parser(
         "search",
-        help="run a hardware-aware search method over its results grid (devices x seeds x constraints)",
-        description="Run METHOD over every HW-NAS-Bench device in the table x seeds "
-        "(x constraints for hw_evrsnas), with random search at the same budget, print the "
-        "results table and write result.json, cells.csv, summary.csv and summary.md.",
+        help="run a search method over its results grid (devices x seeds x constraints)",
+        description="Run METHOD (hw_evrsnas, mo_hdnas, random) over every HW-NAS-Bench device "
+        "in the table x seeds (x constraints for hw_evrsnas), with random search at the same "
+        "budget, print the results table and write result.json, cells.csv, summary.csv, "
+        "summary.md, pareto.json/.csv, run.json and PNG plots. The config is checked before "
+        "any work starts.",
     )
-    p.add_argument("method", help=f"one of: {', '.join(_SEARCH_METHODS)}")
+    p.add_argument("method", help="one of: hw_evrsnas, mo_hdnas, random")
     p.add_argument("--config", required=True,
                    help="TOML file of method settings (see configs/*.toml; unknown keys are errors)")
     p.add_argument("--out", default=None, help="output folder (default: jaxnas-runs/<method>-<time>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out: a finished result.json is printed, not rerun; "
-                   "an interrupted run whose estimator is not traceable (RMI on CPU) is replayed "
-                   "from its fitness_cache.json, training only what it had not reached (a "
-                   "table grid runs as one compiled call and has no partial state)")
+                   help="continue the run in --out: a finished run of the same config is printed, "
+                   "not rerun (another config is refused); an interrupted run whose estimator is "
+                   "not traceable (RMI on CPU) is replayed from its fitness_cache.json, training "
+                   "only what it had not reached; an interrupted table grid is rerun (one call)")
     p.set_defaults(func=_search)
 
 
@@ -290,36 +279,75 @@ def _read_toml(path: str) -> dict:
     if not f.is_file():
         raise UsageError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(f.read_text())
+        return tomllib.loads(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path}: invalid TOML: {e}") from e
-    return data
+
+
+def _check_out(out):
+    from jaxnas import runs
+
+    try:
+        return runs.check_out_dir(out)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32), got {seed}")
+
+
+class _LogOnly:
+    """Log lines without progress bars (--no-progress)."""
+
+    def log(self, msg):
+        print(msg, flush=True)
+
+    def bar(self, desc, total, unit):
+        from jaxnas import runs
+
+        return runs.Progress().bar(desc, total, unit)
+
+
+def _write(result, out):
+    from jaxnas import report, runs
+
+    return runs.write_result(result, out, extra_files=lambda o: report.write_plots(
+        runs.clean_json(result.to_json()), o))
 
 
 def _search(args):
-    from jaxnas import runs
+    from jaxnas import config, methods, report, runs
 
-    if args.method not in _SEARCH_METHODS:
-        raise UsageError(f"unknown method {args.method!r}; known: {', '.join(_SEARCH_METHODS)}")
-    cfg = _read_toml(args.config)
-    if "method" in cfg:
-        m = cfg.pop("method")
+    if args.method not in _search_methods():
+        raise UsageError(f"unknown method {args.method!r}; known: {', '.join(_search_methods())}")
+    raw = _read_toml(args.config)
+    if "method" in raw:
+        m = raw.pop("method")
         if m != args.method:
             raise UsageError(f"{args.config} is a config for {m!r}, not {args.method!r}")
-    out = runs.default_out_dir(args.method) if args.out is None else args.out
-    if args.resume:
+    try:
+        cfg = methods.parse_config(args.method, raw)
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0]) from e
+    out = _check_out(runs.default_out_dir(args.method) if args.out is None else args.out)
+    fingerprint = runs.run_fingerprint(args.method, config.as_dict(cfg))
+    cache = None
+    if args.resume and runs.is_complete(out):
         try:
             data = runs.load_result(out)
-        except (FileNotFoundError, ValueError):
-            data = None
-        if data is not None and data["method"] == args.method:
-            print(runs.describe(data))
-            print(f"(existing result in {out}; nothing rerun)")
-            return
-    from jaxnas import methods
-
-    fingerprint = runs.run_fingerprint(args.method, cfg)
-    cache = None
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(str(e)) from e
+        saved = data["meta"].get("fingerprint") or {}
+        if saved != fingerprint:
+            raise UsageError(f"{out} holds a finished run of another config "
+                             f"({runs.first_difference(saved, fingerprint)}); use another --out")
+        print(report.describe(data))
+        print(f"(existing result in {out}; nothing rerun)")
+        return
     if args.resume:
         try:
             cache = runs.load_fitness_cache(out, fingerprint)
@@ -327,29 +355,42 @@ def _search(args):
             raise UsageError(str(e)) from e
     save = lambda scores: runs.save_fitness_cache(out, fingerprint, scores)
     try:
-        result = methods.run(args.method, cfg, progress=True, fitness_cache=cache, on_fitness=save)
-    except ValueError as e:
+        result = methods.run(args.method, cfg, progress=runs.ConsoleProgress(),
+                             fitness_cache=cache, on_fitness=save)
+    except (config.ConfigError, FileNotFoundError) as e:  # what the user gave: exit 2
         raise UsageError(str(e).splitlines()[0]) from e
-    paths = runs.write_result(result, out)
+    result.meta["fingerprint"] = fingerprint
+    paths = _write(result, out)
     print()
-    print(runs.describe(result))
-    print(f"\nwrote {paths['json']}, {paths['cells']}, {paths['summary_csv']}, {paths['summary_md']}")
+    print(report.describe(result.to_json()))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
 
 
 def _add_report(sub):
-    p = sub.add_parser("report", help="print the results table of a finished search run")
+    p = sub.add_parser("report", help="print the results table of a finished run and draw its plots",
+                       description="Print the results table of a finished search run and (re)write "
+                                   "its PNG plots (Pareto fronts per device, regret per device "
+                                   "and constraint, fitness and cost per generation) beside it.")
     p.add_argument("dir", help="a run folder written by `jaxnas search` (or its result.json)")
+    p.add_argument("--no-plots", action="store_true", help="print the table only")
     p.set_defaults(func=_report)
 
 
 def _report(args):
-    from jaxnas import runs
+    from pathlib import Path
+
+    from jaxnas import report, runs
 
     try:
         data = runs.load_result(args.dir)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
-    print(runs.describe(data))
+    print(report.describe(data))
+    folder = Path(args.dir) if Path(args.dir).is_dir() else Path(args.dir).parent
+    if not args.no_plots:
+        paths = report.write_plots(data, folder)
+        if paths:
+            print(f"\nplots: {', '.join(str(p) for p in paths.values())}")
 
 
 _COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report]
@@ -362,6 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _COMMANDS:
         add(sub)
     return parser
+
+
+def _stdout_closed() -> bool:
+    try:
+        sys.stdout.flush()
+        return False
+    except (BrokenPipeError, ValueError):
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,9 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxnas: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError as e:
+        if _stdout_closed():  # output piped into `head` and the like
+            sys.stderr.close()
+            return 0
+        if args.debug:
+            raise
+        print(f"jaxnas: error: a pipe closed during the work ({e})", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into status 1
         if args.debug:
             raise

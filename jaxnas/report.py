@@ -81,6 +81,30 @@ def describe(data: dict) -> str:
     return "\n".join(lines)
 
 
+def pareto_rows(data: dict) -> list[dict]:
+    """The non-dominated connected members of each device's final population (seed 0) in
+    (score, cost), by increasing cost: what ``pareto.json`` / ``pareto.csv`` hold."""
+    unit = data["meta"].get("cost_unit") or "cost"
+    score = "rmi_loss" if str(data["meta"].get("estimator", "")).startswith("rmi") else "score"
+    out = []
+    for dev, front in (data.get("fronts") or {}).items():
+        seen, ok = set(), []
+        for r in front:
+            if r.get("connected", True) and r.get("score") is not None and r["arch"] not in seen:
+                seen.add(r["arch"])
+                ok.append(r)
+        for r in ok:
+            if not any(o["score"] <= r["score"] and o["cost"] <= r["cost"]
+                       and (o["score"] < r["score"] or o["cost"] < r["cost"]) for o in ok):
+                row = {"device": dev, "arch": r["arch"], "arch_index": r["arch_index"],
+                       score: r["score"], f"cost_{unit}": r["cost"],
+                       "accuracy": r.get("accuracy")}
+                if r.get("diversity") is not None:
+                    row["diversity"] = r["diversity"]
+                out.append(row)
+    return sorted(out, key=lambda r: (r["device"], r[f"cost_{unit}"]))
+
+
 # ---------------------------------------------------------------------------- plots
 
 
@@ -94,7 +118,7 @@ def _plt():
 
 
 def _pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Members not dominated in (min x, max y)."""
+    """Members not dominated in (min x, max y) (pass -y for a lower-is-better y)."""
     n = len(x)
     dom = np.zeros(n, bool)
     for i in range(n):
@@ -105,7 +129,12 @@ def _pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def plot_pareto(path: Path, front: list[dict], answers: list[dict], device: str, unit: str,
                 ylabel: str = "accuracy (%)", yfield: str = "accuracy") -> None:
-    """Final population of one device; the front of connected members; answers per T."""
+    """Final population of one device; the front of connected members; answers per T.
+
+    ``yfield = 'accuracy'`` (higher is better) or ``'score'`` (lower is better, e.g. the RMI
+    loss; the axis then says so). Disconnected cells are marked at the bottom of the axis and
+    kept off the front, so they never squeeze the real candidates."""
+    sign = 1.0 if yfield == "accuracy" else -1.0
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
     ok = [r for r in front if r.get(yfield) is not None and np.isfinite(r[yfield])
@@ -116,20 +145,23 @@ def plot_pareto(path: Path, front: list[dict], answers: list[dict], device: str,
         x = np.array([r["cost"] for r in conn])
         y = np.array([r[yfield] for r in conn])
         ax.scatter(x, y, s=22, c="0.6", label="final population")
-        m = _pareto_mask(x, y)
+        m = _pareto_mask(x, sign * y)
         o = np.argsort(x[m])
         ax.plot(x[m][o], y[m][o], "-o", c="tab:red", ms=5, label="non-dominated")
-        lo, hi = np.percentile(y, 2), y.max()
+        lo, hi = (np.percentile(y, 2), y.max()) if sign > 0 else (y.min(), np.percentile(y, 98))
         pad = max(0.05 * (hi - lo), 1e-3)
         ax.set_ylim(lo - pad, hi + pad)
+        if sign < 0:
+            ax.invert_yaxis()  # better (lower loss) up
     if disc:
         ax.scatter([r["cost"] for r in disc], [r[yfield] for r in disc] if not conn else
                    [ax.get_ylim()[0]] * len(disc), marker="x", c="k", s=30,
                    label=f"disconnected ({len(disc)}, drawn at the bottom)")
     for i, a in enumerate(answers):
         ax.axvline(a["T"], c=f"C{i}", ls=":", lw=1)
-        if a.get("accuracy") is not None and np.isfinite(a["accuracy"]):
-            ax.scatter([a["cost"]], [a["accuracy"]], marker="*", s=160, c=f"C{i}", zorder=5,
+        v = a.get(yfield)
+        if v is not None and np.isfinite(v) and a.get("feasible"):
+            ax.scatter([a["cost"]], [v], marker="*", s=160, c=f"C{i}", zorder=5,
                        label=f"answer q={a['constraint_q']:.2f} (T={a['T']:.3g})")
     ax.set_xlabel(f"{device} cost ({unit})")
     ax.set_ylabel(ylabel)
@@ -200,13 +232,18 @@ def write_plots(data: dict, out: Path) -> dict[str, Path]:
     meta, method = data.get("meta") or {}, data.get("method")
     unit = meta.get("cost_unit", "")
     paths = {}
-    for dev, front in (data.get("fronts") or {}).items():
+    fronts = data.get("fronts") or {}
+    has_acc = meta.get("report_column") is not None
+    yfield, ylabel = ("accuracy", f"{meta.get('report_column')} (%)") if has_acc else (
+        "score", f"{meta.get('estimator', 'score')} score (RMI loss for rmi; lower is better)")
+    for dev, front in fronts.items():
         answers = [r for r in data.get("rows", []) if r.get("method") == method
                    and r.get("device") == dev and r.get("seed") == data["rows"][0].get("seed")]
-        p = out / f"pareto-{dev}.png"
-        plot_pareto(p, front, answers, dev, unit)
-        paths[f"pareto_{dev}"] = p
-    if data.get("summary"):
+        name = "pareto" if len(fronts) == 1 else f"pareto_{dev}"
+        p = out / ("pareto.png" if len(fronts) == 1 else f"pareto-{dev}.png")
+        plot_pareto(p, front, answers, dev, unit, ylabel=ylabel, yfield=yfield)
+        paths[name] = p
+    if has_acc and data.get("summary"):
         paths["regret"] = out / "regret.png"
         plot_regret(paths["regret"], data["summary"], method)
     if any(data.get("history", {}).values()):

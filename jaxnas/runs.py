@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from jaxnas.config import as_dict
-from jaxnas.report import describe
+from jaxnas.report import describe, pareto_rows
 from jaxnas.spaces import nb201
 
 ORACLE_NOTE = (
@@ -203,7 +203,8 @@ def _fronts(prob, grid) -> dict:
         out[dev] = [{"arch_index": i, "arch": nb201.to_str(nb201.from_index(i)),
                      "score": float(f[0]), "cost": float(f[1]),
                      "accuracy": float(prob.report[i]),
-                     "connected": bool(nb201.is_connected(nb201.from_index(i)))}
+                     "connected": bool(nb201.is_connected(nb201.from_index(i))),
+                     **({"diversity": float(-f[2])} if len(f) > 2 else {})}
                     for i, f in zip(idx, F)]
     return out
 
@@ -321,6 +322,15 @@ def write_result(result, out_dir, extra_files=None) -> dict[str, Path]:
     write_text(paths["cells"], _csv(data["rows"]))
     write_text(paths["summary_csv"], _csv(data["summary"]))
     write_text(paths["summary_md"], describe(data) + "\n")
+    front = pareto_rows(data)
+    paths["pareto_json"], paths["pareto_csv"] = out / "pareto.json", out / "pareto.csv"
+    write_json(paths["pareto_json"], front)
+    write_text(paths["pareto_csv"], _csv(front))
+    paths["run_json"] = out / "run.json"
+    write_json(paths["run_json"], {"method": data["method"], "seed": data["config"].get("seed_offset"),
+                                   "config": data["config"],
+                                   **(data["meta"].get("estimator_setup") or {}),
+                                   "meta": data["meta"]})
     if extra_files is not None:
         paths.update(extra_files(out))
     write_text(out / COMPLETE, json.dumps({"files": sorted(p.name for p in paths.values())}))
@@ -353,7 +363,7 @@ def first_difference(saved: dict, fingerprint: dict) -> str:
     if not diff:
         return "the config differs"
     k = diff[0]
-    return f"config key {k!r} differs (saved {a.get(k)!r}, now {b.get(k)!r})"
+    return f"config keys differ: {', '.join(diff)} (first: {k} saved {a.get(k)!r}, now {b.get(k)!r})"
 
 
 def save_fitness_cache(out_dir, fingerprint: dict, cache: dict) -> Path:

@@ -480,3 +480,38 @@ def test_nsga2_rejects_bad_settings():
     with pytest.raises(ValueError):
         CostDiversity(mode="farthest")
     assert dataclasses.replace(NSGA2(nb201_categorical()), pool_factor=2.0).pool_factor == 2.0
+
+
+# ---------------------------------------------------------------------------- REA
+
+
+def test_rea_children_stay_in_the_space_and_the_oldest_is_removed():
+    from jaxnas.algorithms import REA
+
+    rea = REA(nb201_categorical(), pop_size=10, batch=3)
+    params = rea.default_params(sample_size=4)
+    pop0 = rea.sample(jax.random.key(0))
+    state = rea.init(jax.random.key(1), pop0, one_obj(None, pop0), params)
+    for g in range(5):
+        before = np.asarray(state.population)
+        kids, state = rea.ask(jax.random.key(10 + g), state, params)
+        kids = np.asarray(kids)
+        assert kids.shape == (3, 6) and kids.min() >= 0 and kids.max() <= 4
+        # each child differs from some member in exactly one edge (its parent)
+        diffs = (kids[:, None, :] != before[None, :, :]).sum(-1)
+        assert np.all((diffs == 1).any(axis=1))
+        state, _ = rea.tell(jax.random.key(20 + g), jnp.asarray(kids), one_obj(None, kids), state,
+                            params)
+        after = np.asarray(state.population)
+        np.testing.assert_array_equal(after[:7], before[3:])  # the 3 oldest are gone
+        np.testing.assert_array_equal(after[7:], kids)  # the children are the youngest
+    assert int(state.num_evaluations) == 10 + 5 * 3
+
+
+def test_rea_finds_the_optimum_of_a_smooth_objective():
+    from jaxnas.algorithms import REA, run_compiled
+
+    rea = REA(nb201_categorical(), pop_size=10, batch=1)
+    st, _ = jax.jit(lambda k: run_compiled(rea, rea.default_params(5), _hamming_to_target, k,
+                                           1000))(jax.random.key(0))
+    assert float(st.best_fitness) == 0.0

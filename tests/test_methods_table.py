@@ -133,7 +133,7 @@ def test_mo_hdnas_grid(mo_result, table):
 
 
 def test_all_devices_of_the_table(table):
-    from jaxnas.methods.common import ProblemConfig, build_problem
+    from jaxnas.methods.problem import ProblemConfig, build_problem
 
     prob = build_problem(ProblemConfig(), table=table)
     assert set(prob.devices) == {"fpga", "eyeriss", "pixel3", "raspi4"}
@@ -174,18 +174,28 @@ def test_score_normalisation_makes_lambda_scale_free(table):
     import jax
     import jax.numpy as jnp
 
+    from jaxnas.algorithms import run_compiled
     from jaxnas.estimators import TableEstimator
     from jaxnas.methods import hw_evrsnas
-    from jaxnas.methods.common import drive
+    from jaxnas.methods.problem import Cell, build_problem, objectives
     from jaxnas.spaces import nb201
 
     cfg = hw_evrsnas.Config(population=12, generations=4)
-    search = hw_evrsnas.make_search(cfg)
-    params = search.default_params(cfg)
+    spec = hw_evrsnas.make_search(cfg, build_problem(cfg, table=table))
+    params = spec.params.replace(T=jnp.full((1,), 3.7, jnp.float32))
     est = TableEstimator(table)
-    data = {"cost": table.column("cifar10_fpga_latency"), "T": jnp.float32(3.7)}
-    f = jax.jit(lambda k, a, b: drive(search, lambda kk, c: a * est.evaluate(kk, c) + b,
-                                      k, data, params, True).ga.population)
+    cell = Cell(table.column("cifar10_fpga_latency"), params.T)
+
+    class Affine:  # the same estimator, rescaled
+        def __init__(self, a, b):
+            self.a, self.b = a, b
+
+        def evaluate(self, k, c):
+            return self.a * est.evaluate(k, c) + self.b
+
+    f = jax.jit(lambda k, a, b: run_compiled(spec.algorithm, params,
+                                             objectives(Affine(a, b), cell), k,
+                                             spec.generations)[0].ga.population)
     p1 = f(jax.random.key(0), 1.0, 0.0)
     p2 = f(jax.random.key(0), 7.0, -3.0)
     np.testing.assert_array_equal(np.asarray(nb201.index_jax(p1)), np.asarray(nb201.index_jax(p2)))
@@ -224,22 +234,20 @@ def test_shipped_configs_parse():
     import tomllib
     from pathlib import Path
 
+    from jaxnas.config import parse
     from jaxnas.methods import method_module
-    from jaxnas.methods.common import parse_config
 
     root = Path(__file__).resolve().parents[1] / "configs"
     for name in ("mo_hdnas", "hw_evrsnas"):
         cfg = tomllib.loads((root / f"{name}_table.toml").read_text())
         assert cfg.pop("method") == name
         mod = method_module(name)
-        c = parse_config(mod.Config, cfg)
-        c.validate()
+        c = parse(mod.Config, cfg)
         assert c.seeds == 10 and c.constraint_quantiles == (0.25, 0.5, 0.75)
         rmi = tomllib.loads((root / f"{name}_rmi.toml").read_text())
         assert rmi.pop("method") == name
-        c = parse_config(mod.Config, rmi)
-        c.validate()  # also parses the [rmi] table
-        assert c.estimator == "rmi" and c.rmi["steps"] == 150 and c.rmi["C"] == 16
+        c = parse(mod.Config, rmi)  # also parses the [rmi] table
+        assert c.estimator == "rmi" and c.rmi.steps == 150 and c.rmi.C == 16
 
 
 def test_rmi_estimator_runs_through_the_python_loop(table, rmi_batch):
@@ -249,7 +257,7 @@ def test_rmi_estimator_runs_through_the_python_loop(table, rmi_batch):
     from jaxnas.estimators import RMIEstimator
 
     xb, yb, feats = rmi_batch
-    est = RMIEstimator(np.asarray(xb), np.asarray(yb), feats, strategy="composed", C=4, N=1, observe=3)
+    est = RMIEstimator(np.asarray(xb), np.asarray(yb), feats, strategy="composed", C=4, N=1, steps=3)
     assert not est.traceable
     r = methods.run("mo_hdnas", {"devices": ["fpga"], "seeds": 1, "population": 4,
                                  "generations": 1, "genome": "categorical"},

@@ -1,4 +1,5 @@
-"""The quickstart end to end, with tiny settings and latencies pinned through the cache."""
+"""The quickstart end to end (configs/quickstart.toml through methods.run), with tiny
+settings and latencies pinned through the cache."""
 
 import csv
 import json
@@ -7,41 +8,49 @@ import numpy as np
 import pytest
 
 from jaxnas import quickstart as qs
+from jaxnas import report, runs
 from jaxnas.cli import main
 from jaxnas.costs.latency import LatencySpec, LatencyTable, cache_path, machine_fingerprint
 from jaxnas.metrics import non_dominated_rank
 
-CFG = qs.QuickstartConfig(generations=2, population=6, steps=4, reference_epochs=1,
-                          latency_validation=0, seed=3)
+CFG = qs.config(generations=2, population=6, steps=4, seed=3)
+CFG["latency_validation"] = 0
 
 
-def _pin_latency(cache_dir):
-    spec = LatencySpec(C=CFG.C, N=CFG.N, image_size=8, in_channels=3, num_classes=10,
-                       batch_size=CFG.latency_batch)
+def _pin_latency():
+    spec = LatencySpec(C=CFG["rmi"]["C"], N=CFG["rmi"]["N"], image_size=8, in_channels=3,
+                       num_classes=10, batch_size=CFG["latency_batch"])
     lut = np.array([[0, 0.01, 0.05, 0.20, 0.03], [0, 0.01, 0.04, 0.15, 0.02],
                     [0, 0.01, 0.03, 0.30, 0.02]])
     table = LatencyTable(spec, lut, 1.0, {"stem": 0.25, "reduce1": 0.25, "reduce2": 0.25,
                                           "head": 0.25}, machine_fingerprint())
-    table.save(cache_path(spec, cache_dir))
+    table.save(cache_path(spec))
     return table
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("qs")
-    table = _pin_latency(root / "lat")
-    outs = []
-    for i in range(2):
-        out = root / f"run{i}"
-        qs.run(CFG, out=out, progress=False, cache_dir=root / "lat", log=lambda s: None)
-        outs.append(out)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JAXNAS_CACHE_DIR", str(root / "cache"))  # latency table and reference
+    try:
+        table = _pin_latency()
+        outs = []
+        for i in range(2):
+            out = root / f"run{i}"
+            result = qs.run(CFG)
+            runs.write_result(result, out, extra_files=lambda o, r=result: report.write_plots(
+                runs.clean_json(r.to_json()), o))
+            outs.append(out)
+    finally:
+        mp.undo()
     return outs, table
 
 
 def test_outputs_exist_and_parse(two_runs):
     (out, _), table = two_runs
     rows = json.loads((out / "pareto.json").read_text())
-    assert rows and {"arch", "similarity", "cost_ms", "diversity"} <= set(rows[0])
+    assert rows and {"arch", "rmi_loss", "cost_ms", "diversity"} <= set(rows[0])
     with open(out / "pareto.csv") as f:
         csv_rows = list(csv.DictReader(f))
     assert [r["arch"] for r in csv_rows] == [r["arch"] for r in rows]
@@ -61,10 +70,10 @@ def test_pareto_set_is_non_dominated(two_runs):
     rows = json.loads((out / "pareto.json").read_text())
     pts = np.array([[r["rmi_loss"], r["cost_ms"]] for r in rows], np.float32)
     assert np.all(np.asarray(non_dominated_rank(pts)) == 0)
-    run = json.loads((out / "run.json").read_text())
-    pop = np.array([[p["rmi_loss"], p["cost_ms"]] for p in run["final_population"]], np.float32)
-    front = {p["arch"] for p, r in zip(run["final_population"], np.asarray(non_dominated_rank(pop)))
-             if r == 0}
+    final = json.loads((out / "result.json").read_text())["fronts"]["local_cpu"]
+    final = [p for p in final if p["connected"]]  # disconnected cells are kept off the front
+    pop = np.array([[p["score"], p["cost"]] for p in final], np.float32)
+    front = {p["arch"] for p, r in zip(final, np.asarray(non_dominated_rank(pop))) if r == 0}
     assert front == {r["arch"] for r in rows}
 
 
@@ -82,3 +91,12 @@ def test_cli_bad_values_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["quickstart", "--generations", "x"])
     assert e.value.code == 2
+    assert main(["quickstart", "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_shipped_quickstart_config_is_the_packaged_one():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo / "configs" / "quickstart.toml").read_text() == qs.CONFIG_FILE.read_text()

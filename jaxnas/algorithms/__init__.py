@@ -10,6 +10,8 @@ encodings (:mod:`.encodings`) and population objectives (:mod:`.novelty`) compos
 from jaxnas.algorithms import operators
 from jaxnas.algorithms.base import Algorithm, State, clean
 from jaxnas.algorithms.cmaes import CMAES, cmanas_popsize
+from jaxnas.algorithms.dedup import Archive
+from jaxnas.algorithms.driver import run_compiled, run_loop
 from jaxnas.algorithms.encodings import (
     Categorical,
     Real,
@@ -17,14 +19,13 @@ from jaxnas.algorithms.encodings import (
     nb201_alpha,
     nb201_categorical,
 )
-from jaxnas.algorithms.dedup import Archive
-from jaxnas.algorithms.driver import run_compiled, run_loop
 from jaxnas.algorithms.ga import GA
 from jaxnas.algorithms.novelty import CostDiversity, JaccardNovelty, jaccard_distance
 from jaxnas.algorithms.nsga2 import NSGA2, nevonas_params
 from jaxnas.algorithms.random import RandomSearch
+from jaxnas.algorithms.rea import REA
 
-ALGORITHMS = {"ga": GA, "nsga2": NSGA2, "cmaes": CMAES, "random": RandomSearch}
+ALGORITHMS = {"ga": GA, "nsga2": NSGA2, "cmaes": CMAES, "random": RandomSearch, "rea": REA}
 
 __all__ = [
     "ALGORITHMS",
@@ -37,6 +38,7 @@ __all__ = [
     "JaccardNovelty",
     "NSGA2",
     "RandomSearch",
+    "REA",
     "Real",
     "State",
     "clean",

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas.bench.table import dataset_key
 from jaxnas.spaces import nb201
 
 CONVENTIONS: tuple[str, ...] = ("naslib", "nb201")
@@ -46,8 +47,6 @@ DATASET_SHAPES: dict[str, tuple[int, int]] = {
 
 
 def _dataset_shape(dataset: str) -> tuple[int, int]:
-    from jaxnas.bench.table import dataset_key  # names only; no I/O
-
     return DATASET_SHAPES[dataset_key(dataset)]
 
 

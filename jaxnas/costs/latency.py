@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas._jaxcfg import cache_root
+from jaxnas.nets import TinyNetwork, ops
+from jaxnas.nets import nb201 as nets
 from jaxnas.spaces import nb201
 
 _FORMAT = 1
@@ -225,8 +227,6 @@ def measure(spec: LatencySpec = LatencySpec(), repeats: int = 20, rounds: int = 
 
     ``progress``, if given, is called with a short label before each piece is timed.
     """
-    from jaxnas.nets import nb201 as nets
-
     B, C, S = spec.batch_size, spec.C, spec.image_size
     key = jax.random.key(0)
     lut = np.zeros((3, nb201.NUM_OPS))
@@ -242,7 +242,7 @@ def measure(spec: LatencySpec = LatencySpec(), repeats: int = 20, rounds: int = 
                 def op(h):
                     return h
             elif name == "avg_pool_3x3":
-                from jaxnas.nets.ops import avg_pool_3x3 as op
+                op = ops.avg_pool_3x3
             else:
                 k = 1 if name == "nor_conv_1x1" else 3
                 mod = nets.ReLUConvBN(c, c, k, 1, True)
@@ -259,8 +259,6 @@ def measure(spec: LatencySpec = LatencySpec(), repeats: int = 20, rounds: int = 
         progress("stem, reductions, head")
     x0 = jax.random.normal(key, (B, S, S, spec.in_channels), jnp.float32)
     stem_k = jax.random.normal(key, (3, 3, spec.in_channels, C), jnp.float32) * 0.1
-    from jaxnas.nets import ops
-
     stem = jax.jit(lambda h: jax.nn.relu(ops.batch_norm(ops.conv3x3(h, stem_k))))
     parts["stem"] = 1e3 * time_call(stem, x0)
     for r in range(2):
@@ -292,8 +290,6 @@ def load_or_measure(spec: LatencySpec = LatencySpec(), cache_dir=None, refresh: 
 
 def measure_network(spec: LatencySpec, arch, rounds: int = 7) -> float:
     """Milliseconds of one whole-network inference for ``arch`` (compiles for this arch)."""
-    from jaxnas.nets import TinyNetwork
-
     x = jax.random.normal(jax.random.key(1), (spec.batch_size, spec.image_size, spec.image_size,
                                               spec.in_channels), jnp.float32)
     net = TinyNetwork(tuple(int(v) for v in arch), C=spec.C, N=spec.N, num_classes=spec.num_classes)

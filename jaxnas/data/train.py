@@ -8,8 +8,11 @@ flip+crop augmentation on CIFAR, crop only on MNIST (digits must not be mirrored
 digits. Inputs are normalised with the per-channel statistics of the training set, which become
 the reference's normalisation setting.
 
-This module is numerical only: no file I/O (the CLI saves the result). Progress is reported
-through a callback, so the CLI can drive a tqdm bar.
+:func:`train_reference` is the whole ``jaxnas train-reference`` experiment (load the data,
+train, evaluate on the test split, describe) and :func:`save_reference` writes its ``.npz`` +
+``.json`` pair; :func:`ensure_reference` trains a small reference on the fly where the data is
+bundled (the quickstart's digits ResNet-8) and caches it. Progress is reported through
+callbacks, so the CLI can drive a tqdm bar.
 
 API::
 
@@ -22,8 +25,12 @@ API::
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +38,12 @@ import numpy as np
 import optax
 
 from jaxnas.data.augment import augment_flip_crop, normalise
+from jaxnas.data.datasets import load_dataset
+from jaxnas.data.reference import Reference, channel_stats, trained_reference_path
+from jaxnas.nets.resnet import CifarResNet, state_dict_from_variables
 
-__all__ = ["AUGMENTS", "TrainSettings", "default_augment", "fit_classifier"]
+__all__ = ["AUGMENTS", "TrainSettings", "default_augment", "ensure_reference", "fit_classifier",
+           "save_reference", "train_reference"]
 
 AUGMENTS = ("flip-crop", "crop", "none")
 
@@ -152,3 +163,81 @@ def fit_classifier(key: jax.Array, model, x_train: np.ndarray, y_train: np.ndarr
         if on_epoch is not None:
             on_epoch(epoch + 1, rec)
     return {"params": params, "batch_stats": stats}, history
+
+
+def train_reference(dataset: str, settings: TrainSettings, depth: int = 20,
+                    data_dir=None, source: str = "auto", on_start=None, on_step=None,
+                    on_epoch=None) -> tuple[Reference, dict]:
+    """Train a CIFAR ResNet of ``depth`` from scratch on ``dataset`` and evaluate it.
+
+    ``on_start(info)`` gets ``{'n_train', 'n_test', 'image_shape', 'steps', 'source'}``
+    before training. Returns the :class:`Reference` and its description (everything
+    :func:`save_reference` writes to the ``.json``).
+    """
+    ds = load_dataset(dataset, root=data_dir, source=source, seed=settings.seed)
+    x_tr, y_tr = ds.split("train")
+    x_te, y_te = ds.split("test")
+    mean, std = channel_stats(x_tr)
+    model = CifarResNet(depth=depth, num_classes=ds.num_classes)
+    steps = (len(x_tr) // min(settings.batch_size, len(x_tr))) * settings.epochs
+    if on_start is not None:
+        on_start({"n_train": len(x_tr), "n_test": len(x_te), "image_shape": ds.image_shape,
+                  "steps": steps, "source": ds.source})
+    t0 = time.perf_counter()
+    variables, history = fit_classifier(jax.random.key(settings.seed), model, x_tr, y_tr, mean,
+                                        std, settings, on_step=on_step, on_epoch=on_epoch)
+    train_time = time.perf_counter() - t0
+    ref = Reference(f"{dataset}_resnet{depth}", model, variables, mean, std, ds.num_classes)
+    meta = {
+        "name": ref.name, "dataset": dataset, "data_source": ds.source,
+        "num_classes": ds.num_classes, "image_shape": list(ds.image_shape),
+        "n_train": int(len(x_tr)), "n_test": int(len(x_te)),
+        "test_accuracy": ref.accuracy(x_te, y_te),
+        "normalisation": {"mean": list(mean), "std": list(std),
+                          "note": "per-channel statistics of the [0,1]-scaled training images"},
+        "model": {"arch": "cifar_resnet", "depth": depth, "widths": list(model.widths),
+                  "num_classes": ds.num_classes, "init_scheme": model.init_scheme,
+                  "layout": "PyTorch state_dict names, conv OIHW (as resnet20_cifar10.npz)"},
+        "settings": {**settings.as_dict(), "schedule": "cosine", "optimizer": "sgd"},
+        "history": history, "train_seconds": round(train_time, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return ref, meta
+
+
+def save_reference(ref: Reference, meta: dict, out: Path) -> Path:
+    """Write the weights (``.npz``, PyTorch state_dict layout) and ``.json`` description,
+    each atomically."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, **state_dict_from_variables(ref.variables, ref.model))
+    os.replace(tmp, out)
+    meta_path = out.with_suffix(".json")
+    tmp_json = meta_path.with_name(meta_path.name + ".tmp")
+    tmp_json.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp_json, meta_path)
+    return out
+
+
+#: References trained on the fly when missing (bundled data only): name -> (dataset, depth,
+#: epochs). The quickstart's reference is one of them.
+ON_THE_FLY = {"digits_resnet8": ("digits", 8, 6)}
+
+
+def ensure_reference(name: str, cache=None, log=None) -> Path:
+    """The cached ``.npz`` of an on-the-fly reference (:data:`ON_THE_FLY`), trained now (seed
+    0, so it is one fixed reference, like a pretrained one) if it is not there yet: seconds on
+    a CPU for the digits ResNet-8."""
+    dataset, depth, epochs = ON_THE_FLY[name]
+    path = trained_reference_path(dataset, f"resnet{depth}", root=cache)
+    if path.with_suffix(".json").is_file() and path.is_file():
+        return path
+    settings = TrainSettings(epochs=epochs, batch_size=64, lr=0.1,
+                             augment=default_augment(dataset), seed=0)
+    ref, meta = train_reference(dataset, settings, depth=depth)
+    if log is not None:
+        log(f"reference: ResNet-{depth} trained on {dataset} ({meta['n_train']} images, "
+            f"{epochs} epochs, {meta['train_seconds']:.1f} s): test accuracy "
+            f"{100 * meta['test_accuracy']:.2f} % on {meta['n_test']} images")
+    return save_reference(ref, meta, path)

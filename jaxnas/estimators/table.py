@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxnas.bench import dataset_key
 from jaxnas.spaces import nb201
 
 
@@ -56,8 +57,6 @@ class TableEstimator:
     @classmethod
     def for_dataset(cls, table, dataset: str = "cifar10", metric: str = "test_acc"):
         """``TableEstimator(table, f'{dataset}_{metric}')`` with dataset names normalised."""
-        from jaxnas.bench import dataset_key
-
         return cls(table, f"{dataset_key(dataset)}_{metric}")
 
     def evaluate(self, key, archs) -> jnp.ndarray:

@@ -77,13 +77,19 @@ def run(name: str, config=None, table=None, estimator=None, progress=None,
     cfg = parse_config(name, config)
     prob = build_problem(cfg, table, estimator, log=progress.log)
     try:
+        resumed = 0
         if not prob.estimator.traceable:
             prob.estimator = CachedEstimator(prob.estimator, fitness_cache, on_fitness)
+            resumed = len(prob.estimator.cache)
+            if resumed:
+                progress.log(f"resuming: {resumed} architectures already scored")
         grid = _run(name, cfg, prob, progress, salt=0)
         base = None
         if name != "random":
             base = _run("random", baseline_config(cfg), prob, progress, salt=BASELINE_SALT)
-        return runs.make_result(name, cfg, prob, grid, base)
+        result = runs.make_result(name, cfg, prob, grid, base)
+        result.meta["timing"]["resumed_with_scores"] = resumed
+        return result
     finally:
         inner = getattr(prob.estimator, "estimator", prob.estimator)
         if estimator is None and hasattr(inner, "close"):

@@ -157,8 +157,8 @@ class Search(Algorithm):
             **metrics, "distinct": jnp.sum(seen), **population_stats(F)}
 
     def final_population(self, state):
-        """The final population: codes ``(P, 6)`` and objectives ``(P, 2)`` = [s, c]."""
-        return self.decode(state.nsga.population), state.nsga.fitness[:, :2]
+        """The final population: codes ``(P, 6)`` and objectives ``(P, 3)`` = [s, c, -chi]."""
+        return self.decode(state.nsga.population), state.nsga.fitness
 
     def answer(self, state: SearchState, params: Params):
         """Per constraint: the best-scoring feasible member (``score`` inf if none)."""

@@ -21,7 +21,7 @@ from jaxnas import config as C
 from jaxnas.bench import HW_DEVICES, dataset_key, hw_column, load_table
 from jaxnas.config import RMISettings
 from jaxnas.costs import TableCost, flops_params
-from jaxnas.costs.latency import LatencySpec, load_or_measure
+from jaxnas.costs.latency import LatencySpec, load_or_measure, validate
 from jaxnas.estimators import check_estimator, make_estimator
 from jaxnas.spaces import nb201
 
@@ -55,7 +55,8 @@ class ProblemConfig:
         constraint_quantiles: cost constraints T as quantiles of each device's cost over
             all 15,625 architectures (METHODS.md 5.2 proxy; the paper's values are UNCONFIRMED).
         report_column: accuracy reported for found architectures (default
-            ``<dataset>_test_acc``).
+            ``<dataset>_test_acc``; ``'none'``: no accuracy, and no table is needed unless the
+            estimator or the cost reads one).
         image_size, latency_batch, latency_validation: the local-latency / FLOPs cost: input
             size (default: the RMI batch's), timing batch, networks timed to validate it.
     """
@@ -201,7 +202,8 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None, log=None) -> P
     Raises:
         ValueError: unknown devices, estimator or columns (one line each).
     """
-    if table is None:
+    needs_table = "table" in (cfg.estimator, cfg.cost) or cfg.report_column != "none"
+    if table is None and needs_table:
         table = load_table(cfg.table)
     ds = dataset_key(cfg.dataset)
     if cfg.cost == "table":
@@ -211,6 +213,10 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None, log=None) -> P
         devices, values, unit, cost_info = _local_costs(cfg, log)
         cost_columns, missing = devices, ()
     if estimator is None:
+        if cfg.estimator == "table" and not table.has(cfg.score_column):
+            raise C.ConfigError(
+                f"score_column {cfg.score_column!r} is not in the table; it has: "
+                + ", ".join(c for c in table.columns if not c.startswith("help_")))
         if cfg.estimator == "table":
             estimator = make_estimator("table", table=table, column=cfg.score_column)
         else:
@@ -219,7 +225,7 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None, log=None) -> P
     qs = tuple(float(q) for q in cfg.constraint_quantiles)
     constraints = np.stack([threshold(v, qs) for v in values]).astype(np.float32)
     report_column = cfg.report_column or f"{ds}_test_acc"
-    if table.has(report_column):
+    if table is not None and table.has(report_column):
         report = np.asarray(table.numpy(report_column), np.float64)
     else:
         report_column, report = None, np.full(nb201.NUM_ARCHS, np.nan)
@@ -269,8 +275,16 @@ def _local_costs(cfg, log):
         log(f"cost: latency on this machine, batch {spec.batch_size}, per-op look-up table "
             f"({'from cache' if cached else 'measured now'}; fixed part {table.fixed_ms:.3f} ms)")
     values = np.asarray(table.values, np.float32)
-    return ("local_cpu",), [values], "ms", {"cost": "local_latency",
-                                            "latency_table": table.to_json()}
+    info = {"cost": "local_latency", "latency_table": table.to_json()}
+    if cfg.latency_validation >= 2:
+        rng = np.random.default_rng(cfg.seed_offset)
+        sample = nb201.ARCHS[rng.choice(nb201.NUM_ARCHS, cfg.latency_validation, replace=False)]
+        val = validate(table, sample)
+        info["latency_validation"] = val
+        if log is not None:
+            log(f"  validated on {len(sample)} whole networks: Spearman {val['spearman']:.2f}, "
+                f"Kendall {val['kendall']:.2f}")
+    return ("local_cpu",), [values], "ms", info
 
 
 def _best_feasible(costs: np.ndarray, constraints: np.ndarray, report: np.ndarray):
