@@ -119,12 +119,14 @@ class Result:
                 "history": self.history}
 
 
-def make_result(name: str, cfg, prob, grid, base=None) -> Result:
-    """Rows, summary, fronts and history of a method's grid (and its random baseline)."""
-    rows = _rows(name, prob, grid) + (_rows("random", prob, base) if base is not None else [])
+def make_result(name: str, cfg, prob, grid, bases: dict | None = None) -> Result:
+    """Rows, summary, fronts and history of a method's grid and its baselines' grids."""
+    bases = bases or {}
+    rows = _rows(name, prob, grid)
     timing = {**grid.timing}
-    if base is not None:
-        timing.update({f"random_{k}": v for k, v in base.timing.items()})
+    for b, g in bases.items():
+        rows += _rows(b, prob, g)
+        timing.update({f"{b}_{k}": v for k, v in g.timing.items()})
     est = prob.estimator
     inner = getattr(est, "estimator", est)
     meta = {
@@ -156,7 +158,7 @@ def make_result(name: str, cfg, prob, grid, base=None) -> Result:
     result = Result(method=name, config=as_dict(cfg), meta=meta, rows=rows)
     result.summary = summarize(rows)
     result.fronts = _fronts(prob, grid)
-    result.history = {name: _history(grid)} | ({"random": _history(base)} if base else {})
+    result.history = {name: _history(grid)} | {b: _history(g) for b, g in bases.items()}
     return result
 
 
@@ -249,7 +251,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "distinct_mean": float(np.mean([r["distinct"] for r in rs])),
             "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
         })
-    order = {"random": 1}
+    order = {"random": 1, "rea": 2}
     out.sort(key=lambda r: (r["device"], r["constraint_q"], order.get(r["method"], 0), r["method"]))
     return out
 

@@ -9,7 +9,9 @@ box (objectives, algorithm, answer rule):
   run per (device, constraint).
 - ``'mo_hdnas'`` (:mod:`.mo_hdnas`): NSGA-II on score, cost and cost diversity; one run
   answers every constraint.
-- ``'random'`` (:mod:`.random_search`): random search, the baseline row of every table.
+- ``'cmanas'`` (:mod:`.cmanas`): CMA-ES over alpha (CMANAS-h12 on the 12-epoch table).
+- ``'random'`` (:mod:`.random_search`) and ``'rea'`` (:mod:`.rea`): the baselines, run as rows
+  of every table at the same budget (``baselines`` in the config).
 
 A run covers the method's grid (:mod:`.grid`: every device x seed, x constraint where the
 config says so) on a problem (:mod:`.problem`: table, estimator, costs, constraints), plus
@@ -20,18 +22,20 @@ random search at the same budget. A new method is a new module here with ``Confi
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
 
 from jaxnas import runs
 from jaxnas.config import parse
 from jaxnas.estimators import CachedEstimator
-from jaxnas.methods import hw_evrsnas, mo_hdnas, random_search
+from jaxnas.methods import cmanas, hw_evrsnas, mo_hdnas, random_search, rea
 from jaxnas.methods.grid import GridOutput, run_grid
 from jaxnas.methods.problem import Problem, ProblemConfig, build_problem
 
-METHODS = {"hw_evrsnas": hw_evrsnas, "mo_hdnas": mo_hdnas, "random": random_search}
-#: salt of the random-search baseline's cell keys (independent of the method's keys)
-BASELINE_SALT = 7919
+METHODS = {"hw_evrsnas": hw_evrsnas, "mo_hdnas": mo_hdnas, "cmanas": cmanas,
+           "random": random_search, "rea": rea}
+#: salts of the baselines' cell keys (independent of the method's keys)
+BASELINE_SALT = {"random": 7919, "rea": 7927}
 
 
 def method_module(name: str):
@@ -51,10 +55,18 @@ def parse_config(name: str, config: Mapping[str, Any] | Any | None):
     return cfg
 
 
-def baseline_config(cfg) -> random_search.Config:
-    """Random search over the same problem at the same budget."""
+def baseline_config(cfg, name: str = "random"):
+    """Baseline ``name`` over the same problem at (about) the same number of evaluations:
+    random search with the method's population per generation, REA with its own (10) and as
+    many one-child generations as the budget allows."""
     shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ProblemConfig)}
-    return random_search.Config(**shared, population=cfg.population, generations=cfg.generations)
+    if name == "rea":
+        pop = min(10, cfg.evaluations)
+        return rea.Config(**shared, population=pop, sample_size=min(3, pop),
+                          generations=max(cfg.evaluations - pop, 0))
+    pop = getattr(cfg, "population", 50)
+    return random_search.Config(**shared, population=pop,
+                                generations=max(math.ceil(cfg.evaluations / pop) - 1, 0))
 
 
 def run(name: str, config=None, table=None, estimator=None, progress=None,
@@ -84,10 +96,9 @@ def run(name: str, config=None, table=None, estimator=None, progress=None,
             if resumed:
                 progress.log(f"resuming: {resumed} architectures already scored")
         grid = _run(name, cfg, prob, progress, salt=0)
-        base = None
-        if name != "random":
-            base = _run("random", baseline_config(cfg), prob, progress, salt=BASELINE_SALT)
-        result = runs.make_result(name, cfg, prob, grid, base)
+        bases = {b: _run(b, baseline_config(cfg, b), prob, progress, salt=BASELINE_SALT[b])
+                 for b in cfg.baselines if b != name}
+        result = runs.make_result(name, cfg, prob, grid, bases)
         result.meta["timing"]["resumed_with_scores"] = resumed
         return result
     finally:

@@ -26,7 +26,9 @@ from jaxnas.estimators import check_estimator, make_estimator
 from jaxnas.spaces import nb201
 
 ESTIMATORS = ("table", "rmi")
-COSTS = ("table", "local_latency", "flops")
+COSTS = ("table", "local_latency", "flops", "none")
+#: methods that can run as baseline rows at the same budget
+BASELINES = ("random", "rea")
 #: Bounds checked before any work starts (issue: inputs checked up front).
 MAX_SEEDS = 10_000
 MAX_CELLS = 100_000
@@ -46,7 +48,9 @@ class ProblemConfig:
         rmi: the ``[rmi]`` table (:class:`jaxnas.config.RMISettings`; METHODS.md 5.1).
         cost: ``'table'`` (HW-NAS-Bench device columns), ``'local_latency'`` (a per-op
             latency table measured on this machine for the RMI candidate networks) or
-            ``'flops'`` (analytic FLOPs of those networks).
+            ``'flops'`` (analytic FLOPs of those networks), or ``'none'`` (no hardware cost:
+            one pseudo-device whose cost is 0 everywhere, for accuracy-only searches such as
+            CMANAS-h12; every answer is feasible and the regret is against the table's best).
         dataset: HW-NAS-Bench dataset of the costs (``cifar10``, ``cifar100``,
             ``imagenet16_120``).
         metric: ``'latency'`` or ``'energy'``.
@@ -59,6 +63,8 @@ class ProblemConfig:
             estimator or the cost reads one).
         image_size, latency_batch, latency_validation: the local-latency / FLOPs cost: input
             size (default: the RMI batch's), timing batch, networks timed to validate it.
+        baselines: methods run on the same problem at the same number of evaluations, as
+            rows of the same table: ``'random'`` (default) and ``'rea'``.
     """
 
     table: str | None = None
@@ -76,6 +82,7 @@ class ProblemConfig:
     image_size: int | None = None
     latency_batch: int = 32
     latency_validation: int = 6
+    baselines: tuple[str, ...] = ("random",)
 
     def validate(self, where: str = "config"):
         C.check_choice(where, "estimator", self.estimator, ESTIMATORS)
@@ -84,7 +91,7 @@ class ProblemConfig:
         if self.estimator == "table" and self.rmi is not None:
             raise C.ConfigError(f"{where}: an [rmi] table is given but estimator is 'table'; "
                                 "set estimator = 'rmi'")
-        if self.cost != "table" and self.estimator != "rmi":
+        if self.cost in ("local_latency", "flops") and self.estimator != "rmi":
             raise C.ConfigError(f"{where}: cost {self.cost!r} measures the RMI candidate "
                                 "networks; it needs estimator = 'rmi'")
         C.check_range(where, "seeds", self.seeds, 1, MAX_SEEDS)
@@ -97,6 +104,8 @@ class ProblemConfig:
             C.check_range(where, "image_size", self.image_size, 4, 1024)
         C.check_range(where, "latency_batch", self.latency_batch, 1, 4096)
         C.check_range(where, "latency_validation", self.latency_validation, 0, 1000)
+        for b in self.baselines:
+            C.check_choice(where, "baselines", b, BASELINES)
 
     def check_budget(self, where: str, evaluations: int, cells: int) -> None:
         """The work a run asks for, against the stated limits (before anything starts)."""
@@ -202,13 +211,17 @@ def build_problem(cfg: ProblemConfig, table=None, estimator=None, log=None) -> P
     Raises:
         ValueError: unknown devices, estimator or columns (one line each).
     """
-    needs_table = "table" in (cfg.estimator, cfg.cost) or cfg.report_column != "none"
+    needs_table = cfg.estimator == "table" or cfg.cost == "table" or cfg.report_column != "none"
     if table is None and needs_table:
         table = load_table(cfg.table)
     ds = dataset_key(cfg.dataset)
     if cfg.cost == "table":
         devices, cost_columns, values, unit = _table_costs(cfg, table, ds)
         cost_info, missing = {}, tuple(d for d in HW_DEVICES if d not in table.devices(ds, cfg.metric))
+    elif cfg.cost == "none":
+        devices, cost_columns, values, unit = ("none",), ("none",), [np.zeros(nb201.NUM_ARCHS,
+                                                                              np.float32)], ""
+        cost_info, missing = {"cost": "none"}, ()
     else:
         devices, values, unit, cost_info = _local_costs(cfg, log)
         cost_columns, missing = devices, ()
