@@ -1,8 +1,8 @@
-"""Shared fixtures. Real data is located as DESIGN.md says:
-
-``$JAXNAS_DATA_DIR`` if set, else ``<repo>/../shared/data``. A test that needs it skips
-with a message when it is absent, except under ``CI=true``, where that is an error so the
-oracle tests can never skip silently.
+"""Shared fixtures. Real data is located as DESIGN.md says, by the library's own resolver
+(:func:`jaxnas._paths.data_dir`): ``$JAXNAS_DATA_DIR`` if set, else ``<repo>/../shared/data``
+when it exists, else the user's default folder. A test that needs it skips with a message
+when it is absent, except under ``CI=true``, where that is an error so the oracle tests can
+never skip silently.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from jaxnas import _paths
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data_dir() -> Path:
-    env = os.environ.get("JAXNAS_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    """The data folder the library itself would use (:func:`jaxnas._paths.data_dir`)."""
+    return _paths.data_dir()
 
 
 def require_data(*names: str) -> Path:
@@ -25,7 +27,8 @@ def require_data(*names: str) -> Path:
     root = shared_data_dir()
     missing = [n for n in names if not (root / n).exists()]
     if missing:
-        msg = f"real data missing under {root}: {', '.join(missing)} (set JAXNAS_DATA_DIR)"
+        msg = (f"real data missing under {_paths.describe_data_dir()}: {', '.join(missing)} "
+               "(set JAXNAS_DATA_DIR to the shared data folder)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)

@@ -120,7 +120,8 @@ def test_exit_codes_in_a_real_process(tmp_path):
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     usage = _run("table", "import")
     assert usage.returncode == 2 and len(usage.stderr.strip().splitlines()) == 1
-    no_default = _run("table", "info", env_extra={"JAXNAS_DATA_DIR": "",
+    (tmp_path / "no_tables").mkdir()
+    no_default = _run("table", "info", env_extra={"JAXNAS_DATA_DIR": str(tmp_path / "no_tables"),
                                                   "JAXNAS_CACHE_DIR": str(tmp_path / "empty")})
     assert no_default.returncode == 1 and "JAXNAS_DATA_DIR" in no_default.stderr
 

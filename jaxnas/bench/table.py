@@ -2,7 +2,8 @@
 NAS-Bench-201 index order (DESIGN.md "Public contract").
 
 Column names follow ``<dataset>_<metric>``: ``<dataset>`` is ``cifar10``, ``cifar100`` or
-``imagenet16_120`` (the official ``ImageNet16-120``), and ``<metric>`` is ``test_acc`` or
+``imagenet16_120`` (the official ``ImageNet16-120``), and ``<metric>`` is ``test_acc`` (200
+epochs), ``valid_acc_hp12`` / ``test_acc_hp12`` (12 epochs), or
 ``<device>_latency`` / ``<device>_energy`` for the six HW-NAS-Bench devices. The pickle's
 ``eyeriss_arithmetic_intensity`` becomes ``<dataset>_eyeriss_arithmetic_intensity``; other
 columns (HELP's ``help_*_latency``) keep their source names.
@@ -12,6 +13,7 @@ This module does no file I/O; :mod:`jaxnas.bench.loaders` builds tables from fil
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 
@@ -66,10 +68,19 @@ def hw_column(dataset: str, device: str, metric: str = "latency") -> str:
     return f"{dataset_key(dataset)}_{device}_{metric}"
 
 
+_ACCURACY = re.compile(r"(?:^|_)(?:acc|accuracy)(?:_|$)")
+
+
+def is_accuracy(column: str) -> bool:
+    """Whether a column holds an accuracy in %: its name has an ``acc`` or ``accuracy`` part
+    (``cifar10_test_acc``, ``cifar10_valid_acc_hp12``, NASLib's ``val_accuracy``)."""
+    return _ACCURACY.search(column.lower()) is not None
+
+
 def unit_for(column: str) -> str:
     """Unit of a column, from its name: % for accuracies, ms for latencies, mJ for energies."""
     c = column.lower()
-    if c.endswith("_acc") or "accuracy" in c:
+    if is_accuracy(c):
         return "%"
     if c.endswith("_latency"):
         return "ms"

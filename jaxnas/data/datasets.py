@@ -19,18 +19,20 @@ Sources (DESIGN.md "Data"):
 
 Missing files or unknown names raise one clear error saying what to download and where to put it.
 
-Data is found in ``root`` if given, else ``$JAXNAS_DATA_DIR``, else ``<cache_root()>/data``
-(``~/.cache/jaxnas/data``); see :func:`default_data_dir`.
+Data is found in ``root`` if given, else ``$JAXNAS_DATA_DIR``, else a source checkout's
+``../shared/data`` if it exists, else ``<cache_root()>/data`` (``~/.cache/jaxnas/data``); see
+:func:`default_data_dir`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from jaxnas import _paths
 
 __all__ = [
     "DATASETS",
@@ -89,13 +91,10 @@ class Dataset:
 
 
 def default_data_dir() -> Path:
-    """``$JAXNAS_DATA_DIR`` if set, else ``<jaxnas cache>/data`` (``~/.cache/jaxnas/data``)."""
-    env = os.environ.get("JAXNAS_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    from jaxnas._jaxcfg import cache_root
-
-    return cache_root() / "data"
+    """The data folder: ``$JAXNAS_DATA_DIR`` if set, else ``../shared/data`` beside a source
+    checkout of jaxnas when it exists (the developer fallback), else ``<jaxnas cache>/data``
+    (``~/.cache/jaxnas/data``). One resolver for all loaders: :func:`jaxnas._paths.data_dir`."""
+    return _paths.data_dir()
 
 
 def _as_nhwc_uint8(x: np.ndarray, where: str) -> np.ndarray:

@@ -157,7 +157,8 @@ def pretrained_cifar10_resnet20(path: str | Path | None = None) -> Reference:
 
     Args:
       path: the ``resnet20_cifar10.npz`` file, or a folder holding it; default
-        ``$JAXNAS_DATA_DIR/resnet20_cifar10.npz``.
+        ``<data folder>/resnet20_cifar10.npz`` (:func:`default_data_dir`: ``$JAXNAS_DATA_DIR``,
+        else a checkout's ``../shared/data``, else ``~/.cache/jaxnas/data``).
     Returns:
       a :class:`Reference` with ImageNet mean/std normalisation (as the checkpoint was trained).
     Raises:
@@ -216,7 +217,7 @@ def load_reference(spec: str | Path, root: str | Path | None = None) -> Referenc
     Args:
       spec: ``'cifar10_resnet20'`` or a path to an ``.npz`` written by ``jaxnas train-reference``
         (its ``.json`` sidecar gives the normalisation).
-      root: data folder for named references (default ``$JAXNAS_DATA_DIR``).
+      root: data folder for named references (default :func:`default_data_dir`).
     Raises:
       ValueError: unknown name. FileNotFoundError: missing file (says where it should be).
     """

@@ -91,6 +91,39 @@ def conv1x1(x: jax.Array, w: jax.Array) -> jax.Array:
 # and matmuls are unaffected. The VJPs below express both gradients with those: dW as one
 # matmul of the 9 shifted input taps (im2col) with dy, dx as forward convolution(s) with the
 # flipped kernel. Use them in code that differentiates inside loops (the 'mask' strategy).
+#
+# Under ``shard_map`` a custom VJP's backward must return cotangents with the manual-axis type
+# of the primal inputs. A replicated input (the batch) meeting a sharded one (a member's
+# kernel) gives a cotangent that varies over 'pop' while the input does not, which JAX
+# rejects ("Custom VJP bwd rule must produce an output with the same type ..."). So the
+# public functions first mark every input as varying over the union of the inputs' varying
+# axes (:func:`match_varying`); JAX transposes that cast into the psum the gradient of a
+# replicated input needs. Outside ``shard_map`` it does nothing.
+
+
+def varying_axes(a) -> frozenset:
+    """Mesh axes over which ``a`` varies inside ``shard_map`` (empty outside): JAX >= 0.10's
+    ``manual_axis_type.varying``, or the older ``vma``."""
+    t = jax.typeof(a)
+    mat = getattr(t, "manual_axis_type", None)
+    if mat is not None:
+        return frozenset(mat.varying)
+    return frozenset(getattr(t, "vma", ()))
+
+
+def match_varying(*arrays):
+    """``arrays`` cast to vary over the union of their varying mesh axes (a no-op outside
+    ``shard_map``, or when they already agree). Uses ``lax.pcast(..., to='varying')``, or
+    ``lax.pvary`` on older JAX."""
+    axes = frozenset().union(*(varying_axes(a) for a in arrays))
+    out = []
+    for a in arrays:
+        need = tuple(sorted(axes - varying_axes(a), key=str))
+        if need:
+            pcast = getattr(lax, "pcast", None)
+            a = pcast(a, need, to="varying") if pcast is not None else lax.pvary(a, need)
+        out.append(a)
+    return tuple(out)
 
 
 def _taps(xp: jax.Array, ho: int, wo: int, stride: int) -> jax.Array:
@@ -105,9 +138,14 @@ def _taps(xp: jax.Array, ho: int, wo: int, stride: int) -> jax.Array:
     return jnp.stack(views, axis=-2)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv3x3_loopsafe(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
-    """:func:`conv3x3` with a VJP made of forward convolutions and matmuls (see above)."""
+    """:func:`conv3x3` with a VJP made of forward convolutions and matmuls (see above);
+    usable inside ``shard_map`` with replicated and sharded operands mixed."""
+    return _conv3x3_ls(*match_varying(x, w), stride)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv3x3_ls(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     return conv3x3(x, w, stride)
 
 
@@ -133,12 +171,16 @@ def _conv3x3_ls_bwd(stride, res, dy):
     return dx, dw
 
 
-conv3x3_loopsafe.defvjp(_conv3x3_ls_fwd, _conv3x3_ls_bwd)
+_conv3x3_ls.defvjp(_conv3x3_ls_fwd, _conv3x3_ls_bwd)
+
+
+def conv1x1_loopsafe(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`conv1x1` with a matmul VJP (see above); usable inside ``shard_map``."""
+    return _conv1x1_ls(*match_varying(x, w))
 
 
 @jax.custom_vjp
-def conv1x1_loopsafe(x: jax.Array, w: jax.Array) -> jax.Array:
-    """:func:`conv1x1` with a matmul VJP (see above)."""
+def _conv1x1_ls(x: jax.Array, w: jax.Array) -> jax.Array:
     return conv1x1(x, w)
 
 
@@ -153,7 +195,7 @@ def _conv1x1_ls_bwd(res, dy):
     return (dy.reshape(-1, cout) @ w.T).reshape(x.shape), dw
 
 
-conv1x1_loopsafe.defvjp(_conv1x1_ls_fwd, _conv1x1_ls_bwd)
+_conv1x1_ls.defvjp(_conv1x1_ls_fwd, _conv1x1_ls_bwd)
 
 
 def batch_norm(x: jax.Array, scale=None, bias=None, eps: float = BN_EPS) -> jax.Array:

@@ -53,6 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas import _paths
+
 __all__ = [
     "BasicBlockA",
     "CifarResNet",
@@ -327,7 +329,8 @@ def load_resnet20(path: str | Path) -> tuple[CifarResNet, dict]:
         raise FileNotFoundError(
             f"ResNet weights not found: {path}. The pretrained CIFAR-10 ResNet-20 is "
             "resnet20_cifar10.npz (akamaster/pytorch_resnet_cifar10 resnet20-12fca82f.th converted "
-            "to npz); put it in $JAXNAS_DATA_DIR, or train one with `jaxnas train-reference`.")
+            f"to npz); put it in the data folder, {_paths.describe_data_dir()}, or train one "
+            "with `jaxnas train-reference`.")
     try:
         with np.load(path, allow_pickle=False) as z:
             sd = {k: np.asarray(z[k]) for k in z.files}

@@ -1,0 +1,148 @@
+"""Scale-out (DESIGN.md "Population evaluation", convention 7; issue 14): the population
+sharded over the 'pop' mesh gives the results of one device, and JAX's multi-process runtime
+(``jax.distributed.initialize()``) runs a population evaluation over a mesh spanning two
+processes. Both run in subprocesses, so the device counts are independent of this process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import REPO
+
+# Five members (one disconnected cell, #2 all-skip) padded to 8 on 8 devices.
+ARCHS = np.array([[3, 2, 4, 1, 0, 3], [0, 4, 2, 3, 1, 2], [1, 1, 1, 1, 1, 1], [4, 0, 0, 3, 0, 2],
+                  [2, 3, 3, 4, 4, 0]])
+
+_RMI_SCRIPT = """
+import sys, numpy as np, jax
+from jaxnas.estimators.rmi import RMIEstimator
+d = np.load(sys.argv[1])
+ndev = int(sys.argv[3])
+assert len(jax.devices()) == ndev and jax.default_backend() == "cpu", jax.devices()
+est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=4, N=1,
+                   observe=2)
+assert est.loopsafe, "the CPU default (loop-safe conv VJPs) is what this test checks"
+key = jax.random.PRNGKey(5)
+np.savez(sys.argv[2], scores=np.asarray(est.evaluate(key, d["archs"])),
+         trajectory=est.trajectory(key, d["archs"]))
+"""
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    # the checkout under test first, whatever jaxnas is installed
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return {**env, "JAX_PLATFORMS": "cpu", **extra}
+
+
+def _wait(procs, timeout):
+    outs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=timeout)
+            outs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, f"subprocess failed (exit {p.returncode}):\n{out[-3000:]}"
+    return outs
+
+
+def test_one_device_equals_eight_devices(rmi_batch, tmp_path):
+    """RMI 'mask' with its CPU defaults (loop-safe convolution VJPs, members mapped with
+    lax.map): 5 members padded to 8 and sharded over 8 host devices give the scores and the
+    whole loss trajectories of one device. Issue 14: this crashed with 'Custom VJP bwd rule
+    must produce an output with the same type ...'. Tiny network (C=4, N=1, 2 steps); the
+    two device counts run side by side in subprocesses."""
+    x, y, f = rmi_batch
+    x, y, f = x[:8], y[:8], [a[:8] for a in f]  # a batch of 8 keeps the compile small
+    np.savez(tmp_path / "in.npz", x=x, y=y, f0=f[0], f1=f[1], f2=f[2], archs=ARCHS)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RMI_SCRIPT, str(tmp_path / "in.npz"),
+             str(tmp_path / f"out{n}.npz"), str(n)],
+            env=_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={n}"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for n in (1, 8)
+    ]
+    _wait(procs, timeout=300)
+    one, eight = np.load(tmp_path / "out1.npz"), np.load(tmp_path / "out8.npz")
+    assert eight["scores"].shape == (5,) and eight["trajectory"].shape == (5, 3)
+    assert np.all(np.isfinite(one["scores"]))
+    np.testing.assert_allclose(eight["trajectory"], one["trajectory"], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(eight["scores"], one["scores"], rtol=1e-6, atol=0)
+
+
+_DIST_SCRIPT = """
+import sys, numpy as np, jax
+port, pid = sys.argv[1], int(sys.argv[2])
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=pid, initialization_timeout=60)
+import jax.numpy as jnp
+from jax.experimental import multihost_utils
+from jax.sharding import PartitionSpec as P
+from jaxnas import parallel
+from jaxnas.bench import BenchTable
+from jaxnas.estimators import TableEstimator
+from jaxnas.spaces import nb201
+
+assert jax.process_count() == 2 and jax.process_index() == pid
+assert jax.local_device_count() == 2 and jax.device_count() == 4, jax.devices()
+mesh = parallel.pop_mesh()  # all 4 devices of both processes
+assert {d.process_index for d in mesh.devices.flat} == {0, 1}
+
+# the same population on every process (same key); 6 members padded to 8
+codes = nb201.sample(jax.random.PRNGKey(0), 6)
+table = BenchTable(["cifar10_test_acc"], (np.arange(nb201.NUM_ARCHS) % 97)[:, None].astype(np.float32))
+est = TableEstimator(table, "cifar10_test_acc")
+padded, mask = parallel.pad_population(codes, jax.device_count())
+sharded = parallel.shard_population(padded, mesh)
+
+def local(c):
+    s = est.evaluate(None, c)  # this device's members
+    return s, jax.lax.psum(jnp.sum(s), parallel.AXIS)
+
+scores, total = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=P(parallel.AXIS),
+                                      out_specs=(P(parallel.AXIS), P())))(sharded)
+scores = np.asarray(multihost_utils.process_allgather(scores, tiled=True))
+want = 100.0 - (np.asarray(nb201.index(np.asarray(padded))) % 97)
+np.testing.assert_array_equal(scores, want.astype(np.float32))
+assert float(total) == float(want.sum()), (float(total), float(want.sum()))
+assert np.asarray(mask).sum() == 6
+jax.distributed.shutdown()
+import jaxnas
+print(f"process {pid}: ok, {jax.device_count()} devices, total {float(total)}, {jaxnas.__file__}")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_evaluate_one_population_over_a_global_mesh():
+    """Two processes on localhost, 2 CPU devices each, joined by
+    ``jax.distributed.initialize(coordinator_address, num_processes, process_id)``: the
+    'pop' mesh spans all 4 devices, a population (padded to 8) is sharded over it, each
+    device scores its members (a table estimator) and a psum crosses processes (JAX's CPU
+    collectives, gloo). Every process checks the gathered scores and the sum."""
+    port = _free_port()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _DIST_SCRIPT, str(port), str(pid)],
+                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for pid in (0, 1)
+    ]
+    outs = _wait(procs, timeout=120)
+    for pid, out in enumerate(outs):
+        assert f"process {pid}: ok, 4 devices" in out, out[-3000:]
+        assert str(REPO / "jaxnas") in out, out[-3000:]  # the checkout under test
