@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas._jaxcfg import cache_root
 from jaxnas.data.augment import normalise as _normalise
 from jaxnas.data.datasets import default_data_dir
 from jaxnas.nets.resnet import load_resnet20
@@ -205,8 +206,6 @@ def trained_reference_path(dataset: str, arch: str = "resnet20", root: str | Pat
     ``root`` defaults to the jaxnas cache folder (``$JAXNAS_CACHE_DIR`` or ``~/.cache/jaxnas``).
     """
     if root is None:
-        from jaxnas._jaxcfg import cache_root
-
         root = cache_root()
     return Path(root) / "references" / f"{dataset}_{arch}.npz"
 
