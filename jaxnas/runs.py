@@ -35,6 +35,16 @@ import numpy as np
 
 from jaxnas.config import as_dict
 from jaxnas.report import describe, pareto_rows
+from jaxnas.resume import (  # noqa: F401 - re-exported: resume files belong to run folders
+    FITNESS_CACHE,
+    _fault,
+    clean_json,
+    first_difference,
+    load_fitness_cache,
+    run_fingerprint,
+    save_fitness_cache,
+    write_text,
+)
 from jaxnas.spaces import nb201
 
 ORACLE_NOTE = (
@@ -42,7 +52,6 @@ ORACLE_NOTE = (
     "benchmark against an oracle, not a NAS result"
 )
 COMPLETE = "COMPLETE"
-FITNESS_CACHE = "fitness_cache.json"
 
 
 # ---------------------------------------------------------------------------- progress
@@ -153,6 +162,9 @@ def make_result(name: str, cfg, prob, grid, bases: dict | None = None) -> Result
         "backend": jax.default_backend(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    if not prob.oracle and meta["score_column"] and prob.report_column:
+        meta["protocol"] = (f"search: {_column_words(meta['score_column'])}; report: "
+                            f"{_column_words(prob.report_column)}")
     if getattr(est, "evaluations", None) is not None:
         meta["estimator_evaluations"] = int(est.evaluations)
     result = Result(method=name, config=as_dict(cfg), meta=meta, rows=rows)
@@ -160,6 +172,13 @@ def make_result(name: str, cfg, prob, grid, bases: dict | None = None) -> Result
     result.fronts = _fronts(prob, grid)
     result.history = {name: _history(grid)} | {b: _history(g) for b, g in bases.items()}
     return result
+
+
+def _column_words(col: str) -> str:
+    """``cifar10_valid_acc_hp12`` -> ``12-epoch validation (cifar10_valid_acc_hp12)``."""
+    epochs = "12-epoch" if col.endswith("_hp12") else "200-epoch"
+    kind = "validation" if "_valid_" in col else "test" if "_test_" in col else col
+    return f"{epochs} {kind} ({col})"
 
 
 def _row(method, prob, d, s, q, arch, score, queries, distinct, seconds):
@@ -258,7 +277,6 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 # ---------------------------------------------------------------------------- files
 
-
 def default_out_dir(method: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("jaxnas-runs") / f"{method}-{stamp}"
@@ -277,28 +295,6 @@ def check_out_dir(out) -> Path:
     if p.exists() and not os.access(p, os.W_OK):
         raise ValueError(f"--out {out}: the folder is not writable")
     return p
-
-
-def clean_json(x):
-    """JSON-ready copy: non-finite floats become null, numpy scalars plain numbers."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): clean_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [clean_json(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return clean_json(x.tolist())
-    if hasattr(x, "item") and callable(x.item):  # numpy scalars
-        return clean_json(x.item())
-    return x
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a file atomically (a temporary file renamed over it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, data) -> None:
@@ -321,7 +317,9 @@ def write_result(result, out_dir, extra_files=None) -> dict[str, Path]:
     paths = {"json": out / "result.json", "cells": out / "cells.csv",
              "summary_csv": out / "summary.csv", "summary_md": out / "summary.md"}
     write_json(paths["json"], data)
+    _fault("write:result.json")
     write_text(paths["cells"], _csv(data["rows"]))
+    _fault("write:cells.csv")
     write_text(paths["summary_csv"], _csv(data["summary"]))
     write_text(paths["summary_md"], describe(data) + "\n")
     front = pareto_rows(data)
@@ -335,7 +333,9 @@ def write_result(result, out_dir, extra_files=None) -> dict[str, Path]:
                                    "meta": data["meta"]})
     if extra_files is not None:
         paths.update(extra_files(out))
-    write_text(out / COMPLETE, json.dumps({"files": sorted(p.name for p in paths.values())}))
+    _fault("write:complete")
+    write_text(out / COMPLETE, json.dumps({"files": sorted(p.name for p in paths.values())},
+                                          allow_nan=False))
     return paths
 
 
@@ -348,59 +348,6 @@ def _csv(rows: list[dict]) -> str:
     for r in rows:
         w.writerow({k: ("" if v is None else v) for k, v in r.items()})
     return buf.getvalue()
-
-
-def run_fingerprint(method: str, config: dict) -> dict:
-    """What a run folder belongs to: the method and its config (JSON-normalised)."""
-    return json.loads(json.dumps({"method": method, "config": clean_json(dict(config))},
-                                 sort_keys=True))
-
-
-def first_difference(saved: dict, fingerprint: dict) -> str:
-    """One line naming how a saved fingerprint differs from this run's."""
-    if saved.get("method") != fingerprint.get("method"):
-        return f"the method differs ({saved.get('method')!r} vs {fingerprint.get('method')!r})"
-    a, b = saved.get("config", {}) or {}, fingerprint.get("config", {}) or {}
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    if not diff:
-        return "the config differs"
-    k = diff[0]
-    return f"config keys differ: {', '.join(diff)} (first: {k} saved {a.get(k)!r}, now {b.get(k)!r})"
-
-
-def save_fitness_cache(out_dir, fingerprint: dict, cache: dict) -> Path:
-    """Write ``fitness_cache.json`` atomically (``cache``: NB201 index -> score)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / FITNESS_CACHE
-    scores = {str(int(k)): (float(v) if math.isfinite(float(v)) else None)
-              for k, v in cache.items()}
-    write_text(path, json.dumps({"fingerprint": fingerprint, "scores": scores},
-                                allow_nan=False))
-    return path
-
-
-def load_fitness_cache(out_dir, fingerprint: dict) -> dict[int, float] | None:
-    """The scores saved in ``out_dir`` (None if there is no cache file).
-
-    Raises:
-        ValueError: the file is unreadable, or belongs to another method or config (one line
-            naming the file and the first difference).
-    """
-    path = Path(out_dir) / FITNESS_CACHE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        scores = {int(k): (math.inf if v is None else float(v))
-                  for k, v in data["scores"].items()}
-        saved = data["fingerprint"]
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a jaxnas fitness cache ({e})") from e
-    if saved != fingerprint:
-        raise ValueError(f"{path} belongs to another run ({first_difference(saved, fingerprint)}); "
-                         "resume with the same config, or choose another --out")
-    return scores
 
 
 _RESULT_TYPES = {"method": str, "config": dict, "meta": dict, "summary": list, "rows": list}

@@ -28,6 +28,7 @@ from flax import struct
 from jaxnas.algorithms import _rng
 from jaxnas.algorithms import operators as ops
 from jaxnas.algorithms.base import Algorithm, State, initial_fields
+from jaxnas.algorithms.dedup import pick_unique
 
 
 @struct.dataclass
@@ -46,13 +47,19 @@ class GAState(State):
 @dataclass(frozen=True)
 class GA(Algorithm):
     """EvNAS GA. Static: ``encoding``, ``pop_size``, ``num_elites`` (1 in EvNAS).
-    ``default_params(tournament_size=10, mutation_rate=0.1)``: EvNAS S1/S2 values."""
+    ``default_params(tournament_size=10, mutation_rate=0.1)``: EvNAS S1/S2 values.
+
+    ``eliminate_duplicates`` (off in EvNAS): breed ``pool_factor`` times the children needed
+    and keep the first that equal no member and no earlier child (pymoo's duplicate
+    elimination, fixed-shape; if the pool runs out, duplicates fill the remaining slots)."""
 
     encoding: Any
     pop_size: int = 50
     num_elites: int = 1
     crossover: Any = None
     mutation: Any = None
+    eliminate_duplicates: bool = False
+    pool_factor: float = 2.0
 
     def __post_init__(self):
         if not 0 <= self.num_elites < self.pop_size:
@@ -83,11 +90,14 @@ class GA(Algorithm):
         order = jnp.argsort(state.fitness, stable=True)
         pop, fit = state.population[order], state.fitness[order]
         n_child = self.pop_size - self.num_elites
+        n_pool = int(n_child * self.pool_factor) if self.eliminate_duplicates else n_child
         ts = jnp.clip(params.tournament_size, 1, self.pop_size)
-        pa = ops.tournament_without_replacement(k1, fit, n_child, ts)
-        pb = ops.tournament_without_replacement(k2, fit, n_child, ts)
+        pa = ops.tournament_without_replacement(k1, fit, n_pool, ts)
+        pb = ops.tournament_without_replacement(k2, fit, n_pool, ts)
         child, _ = self.crossover(k3, pop[pa], pop[pb], params.crossover)
         child = self.mutation(k4, child, params.mutation)
+        if self.eliminate_duplicates:  # pymoo's: no child equals a member or an earlier child
+            child, _ = pick_unique(self.encoding, pop, child, n_child)
         return jnp.concatenate([pop[: self.num_elites], child], axis=0), state
 
     def _tell(self, key, population, fitness, state: GAState, params: GAParams):

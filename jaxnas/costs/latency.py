@@ -163,7 +163,7 @@ class LatencyTable:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.write_text(json.dumps(self.to_json(), indent=1, allow_nan=False))
         os.replace(tmp, path)
         return path
 

@@ -215,7 +215,7 @@ def save_reference(ref: Reference, meta: dict, out: Path) -> Path:
     os.replace(tmp, out)
     meta_path = out.with_suffix(".json")
     tmp_json = meta_path.with_name(meta_path.name + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=1) + "\n")
+    tmp_json.write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
     os.replace(tmp_json, meta_path)
     return out
 

@@ -22,7 +22,6 @@ random search at the same budget. A new method is a new module here with ``Confi
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping
 
 from jaxnas import runs
@@ -64,9 +63,9 @@ def baseline_config(cfg, name: str = "random"):
         pop = min(10, cfg.evaluations)
         return rea.Config(**shared, population=pop, sample_size=min(3, pop),
                           generations=max(cfg.evaluations - pop, 0))
-    pop = getattr(cfg, "population", 50)
-    return random_search.Config(**shared, population=pop,
-                                generations=max(math.ceil(cfg.evaluations / pop) - 1, 0))
+    # one batch of uniform samples (with replacement): the same draw as generation-wise
+    # sampling, and one evaluation call
+    return random_search.Config(**shared, population=cfg.evaluations, generations=0)
 
 
 def run(name: str, config=None, table=None, estimator=None, progress=None,

@@ -7,12 +7,15 @@ Algorithm box (one run per device and constraint; :func:`make_search`)::
                                             c: the device's cost; both lower is better
     fitness      J(a) = (s(a) - s_min) / (s_max - s_min) + lambda * P(c(a), T)
                  s_min, s_max: over the first population's finite scores
-                 P = |c - T| / T          (penalty = "two_sided", default)
+                 P = |c - T| / T          (penalty = "two_sided", the abstract's reading)
                  P = max(0, c - T) / T    (penalty = "hinge")
+                 or Deb's feasibility rule (penalty = "feasibility"): J = s_norm if c <= T,
+                 else 1000 + (c - T) / T
     algorithm    EvNAS GA on J (METHODS.md 0.3): sort, copy the elite, tournament parents,
                  uniform per-edge crossover, per-edge redraw mutation
     answer       the best-J architecture ever (the elite)      (answer = "objective")
                  or the best-s final member with c <= T        (answer = "feasible")
+                 or the best-s member ever evaluated with c <= T  (answer = "history")
 
 Normalising by the first population makes ``lambda`` mean the same for every estimator.
 The abstract says the penalty is "proportional to how far the architecture's hardware cost is
@@ -45,8 +48,8 @@ from jaxnas.methods.problem import (
 )
 from jaxnas.spaces import nb201
 
-PENALTIES = ("two_sided", "hinge")
-ANSWERS = ("objective", "feasible")
+PENALTIES = ("two_sided", "hinge", "feasibility")
+ANSWERS = ("objective", "feasible", "history")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Config(ProblemConfig):
         penalty: ``'two_sided'`` (default) or ``'hinge'``.
         lam: penalty weight lambda.
         answer: ``'objective'`` (default) or ``'feasible'`` (see the module docstring).
+        eliminate_duplicates: children equal to a member or an earlier child are bred again
+            (pymoo's rule; EvNAS has none).
     """
 
     population: int = 50
@@ -73,6 +78,7 @@ class Config(ProblemConfig):
     penalty: str = "two_sided"
     lam: float = 1.0
     answer: str = "objective"
+    eliminate_duplicates: bool = False
 
     #: one run per (device, seed, constraint): the grid's constraint axis
     per_constraint = True
@@ -109,11 +115,13 @@ class SearchState(State):
     s_range: jax.Array
     seen: jax.Array  # (15625,) bool: distinct architectures evaluated
     objectives: jax.Array  # (P, 2) [s, c] of the current population
+    hist_arch: jax.Array  # (1, 6) the best-s feasible member ever evaluated
+    hist_score: jax.Array  # (1,)
 
 
 def penalty(cost: jax.Array, limit: jax.Array, kind: str = "two_sided") -> jax.Array:
     """Distance of ``cost`` from the threshold ``limit``, relative to it."""
-    if kind == "hinge":
+    if kind in ("hinge", "feasibility"):
         return jnp.maximum(cost - limit, 0.0) / limit
     return jnp.abs(cost - limit) / limit
 
@@ -134,8 +142,16 @@ class Search(Algorithm):
 
     def fitness(self, F, params: Params, s_min, s_range):
         """``J`` (Eq. above) from ``F = [s, c]``."""
-        return (F[:, 0] - s_min) / s_range + params.lam * penalty(F[:, 1], params.T[0],
-                                                                   self.penalty)
+        s_norm = (F[:, 0] - s_min) / s_range
+        p = penalty(F[:, 1], params.T[0], self.penalty)
+        if self.penalty == "feasibility":
+            return jnp.where(F[:, 1] <= params.T[0], s_norm, 1000.0 + p)
+        return s_norm + params.lam * p
+
+    def _history(self, codes, F, params, arch, score):
+        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
+        better = new["score"] < score
+        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
 
     def _init(self, key, pop, F, params: Params) -> SearchState:
         s = jnp.where(jnp.isfinite(F[:, 0]), F[:, 0], jnp.nan)
@@ -143,9 +159,12 @@ class Search(Algorithm):
         s_range = jnp.where(s_max > s_min, s_max - s_min, 1.0)
         s_min = jnp.where(jnp.isfinite(s_min), s_min, 0.0)
         ga = self.ga.init(key, pop, self.fitness(F, params, s_min, s_range), params.ga)
-        seen = mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), self.decode(pop))
+        codes = self.decode(pop)
+        arch, score = self._history(codes, F, params, jnp.zeros((1, nb201.NUM_EDGES), jnp.int32),
+                                    jnp.full((1,), jnp.inf))
         return SearchState(**initial_fields(pop.shape[1:], pop.dtype), ga=ga, s_min=s_min,
-                           s_range=s_range, seen=seen, objectives=F)
+                           s_range=s_range, seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
+                           objectives=F, hist_arch=arch, hist_score=score)
 
     def _ask(self, key, state: SearchState, params: Params):
         pop, ga = self.ga.ask(key, state.ga, params.ga)
@@ -154,8 +173,11 @@ class Search(Algorithm):
     def _tell(self, key, pop, F, state: SearchState, params: Params):
         J = self.fitness(F, params, state.s_min, state.s_range)
         ga, metrics = self.ga.tell(key, pop, J, state.ga, params.ga)
-        seen = mark_seen(state.seen, self.decode(pop))
-        return state.replace(ga=ga, seen=seen, objectives=F), {
+        codes = self.decode(pop)
+        seen = mark_seen(state.seen, codes)
+        arch, score = self._history(codes, F, params, state.hist_arch, state.hist_score)
+        return state.replace(ga=ga, seen=seen, objectives=F, hist_arch=arch,
+                             hist_score=score), {
             "best_J": metrics["best_fitness"], "mean_J": metrics["mean_fitness"],
             "distinct": jnp.sum(seen), **population_stats(F)}
 
@@ -167,6 +189,10 @@ class Search(Algorithm):
         """``{'arch': (1, 6), 'score': (1,)}`` (score: the answer's J; inf if none)."""
         arch = self.decode(state.ga.best_genome[None])
         score = state.ga.best_fitness[None]
+        if self.answer_rule == "history":
+            found = jnp.isfinite(state.hist_score)
+            return {"arch": jnp.where(found[:, None], state.hist_arch, arch),
+                    "score": jnp.where(found, state.hist_score, score)}
         if self.answer_rule == "feasible":
             codes = self.decode(state.ga.population)
             pick = best_feasible(codes, state.objectives[:, 0], state.objectives[:, 1], params.T)
@@ -180,7 +206,8 @@ def make_search(cfg: Config, problem: Problem) -> MethodSearch:
     """HW-EvRSNAS on ``problem`` (see the algorithm box in the module docstring)."""
     # objectives: F = [s, c] from the estimator and the cell's device cost
     # algorithm: the EvNAS GA on J(F; T, lambda); T is set per cell by the grid
-    ga = GA(get_encoding(cfg.genome), cfg.population, cfg.num_elites)
+    ga = GA(get_encoding(cfg.genome), cfg.population, cfg.num_elites,
+            eliminate_duplicates=cfg.eliminate_duplicates)
     ga_params = ga.default_params(cfg.tournament_size, cfg.mutation_rate)
     ga_params = ga_params.replace(crossover=dict(ga_params.crossover,
                                                  swap=jnp.float32(cfg.crossover_swap)))
