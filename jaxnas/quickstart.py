@@ -289,7 +289,7 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), out: Path | None = None, pro
     cost, cost_info, unit = prepare_cost(cfg, cache_dir, log)
     info.update(cost_info)
     t0 = time.perf_counter()
-    est = RMIEstimator(x, y, feats, C=cfg.C, N=cfg.N, num_classes=10, observe=cfg.steps)
+    est = RMIEstimator(x, y, feats, C=cfg.C, N=cfg.N, num_classes=10, steps=cfg.steps)
     log(f"similarity: RMI estimator ({est.strategy} strategy), NB201 TinyNetwork C={cfg.C} "
         f"N={cfg.N}, batch {cfg.batch_size}, score = loss at step {cfg.steps} (paper: 150; "
         f"fewer here to fit the time budget); compiled in {time.perf_counter() - t0:.1f} s")

@@ -249,7 +249,7 @@ def test_rmi_estimator_runs_through_the_python_loop(table, rmi_batch):
     from jaxnas.estimators import RMIEstimator
 
     xb, yb, feats = rmi_batch
-    est = RMIEstimator(np.asarray(xb), np.asarray(yb), feats, strategy="composed", C=4, N=1, observe=3)
+    est = RMIEstimator(np.asarray(xb), np.asarray(yb), feats, strategy="composed", C=4, N=1, steps=3)
     assert not est.traceable
     r = methods.run("mo_hdnas", {"devices": ["fpga"], "seeds": 1, "population": 4,
                                  "generations": 1, "genome": "categorical"},

@@ -48,7 +48,7 @@ def _archs(n=10, seed=0):
 def _both(rmi_batch, archs, dtype, steps=STEPS, **cfg):
     x, y, f = rmi_batch
     peer = _peer()
-    est = RMIEstimator(x, y, f, strategy="composed", observe=steps, dtype=dtype, warmup=False, workers=1, **cfg)
+    est = RMIEstimator(x, y, f, strategy="composed", steps=steps, dtype=dtype, warmup=False, workers=1, **cfg)
     key = jax.random.PRNGKey(11)
     ours = est.trajectory(key, archs)
     tdt = torch.float64 if dtype == "float64" else torch.float32

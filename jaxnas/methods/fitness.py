@@ -140,8 +140,8 @@ def build_rmi_estimator(values: Mapping[str, Any] | RMISettings | None, log=None
     s = values if isinstance(values, RMISettings) else rmi_settings(values)
     x, y, feats, info = rmi_batch(s, log)
     est = RMIEstimator(
-        x, y, feats, strategy=s.strategy, workers=s.workers or None, C=s.C, N=s.N,
-        num_classes=info["num_classes"], observe=s.steps, lr=s.lr, momentum=s.momentum,
+        x, y, feats, strategy=s.strategy, workers=s.workers, C=s.C, N=s.N,
+        num_classes=info["num_classes"], steps=s.steps, lr=s.lr, momentum=s.momentum,
         weight_decay=s.weight_decay, beta=s.beta, debiased=s.debiased)
     est.setup = {**info, "strategy": est.strategy, "workers": est.workers}
     return est
