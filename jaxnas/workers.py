@@ -164,14 +164,15 @@ class WorkerPool:
         try:
             while local is not None and (i := take()) is not None:
                 results[i] = local(items[i])
-        except BaseException:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C (workers ignore it) or a local error: stop the workers
             with lock:
                 queue.clear()
             self.terminate()
-            raise
-        finally:
             for t in threads:
                 t.join()
+            raise
         if errors:
             raise errors[0]
         return [results[i] for i in range(len(items))]

@@ -14,10 +14,12 @@ Files are read by the :mod:`jaxnas.data` loaders; nothing here writes any.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np
+from jaxnas.config import RMISettings as ConfigRMISettings
+from jaxnas.config import parse
 
 ESTIMATORS = ("table", "rmi")
 
@@ -85,66 +87,30 @@ def rmi_settings(values: Mapping[str, Any] | None) -> RMISettings:
     return s
 
 
+def _settings(s: RMISettings):
+    """This module's settings as the one settings class, :class:`jaxnas.config.RMISettings`."""
+    return parse(ConfigRMISettings, dataclasses.asdict(s), "rmi")
+
+
 def rmi_batch(s: RMISettings, log=None):
-    """Load the data and the reference, select the batch and compute the teacher features.
+    """The selected batch: :func:`jaxnas.data.prepare_rmi_batch` of these settings."""
+    from jaxnas.data import prepare_rmi_batch
 
-    Returns:
-        ``(x, y, features, info)``: x (B, H, W, 3) float32 normalised (grey-scale images are
-        repeated to 3 channels for the candidates), y (B,) int32, the reference's 3 stage
-        outputs, and a JSON-friendly ``info`` dict (reference, dataset, batch indices).
-    """
-    import jax
-
-    from jaxnas.data import (
-        load_dataset,
-        load_reference,
-        reference_for_dataset,
-        select_lowest_loss_batch,
-    )
-
-    ds = load_dataset(s.dataset, root=s.data_dir, source=s.source, splits=("train",),
-                      seed=s.batch_seed)
-    x_tr, y_tr = ds.split("train")
-    if s.reference:
-        ref = load_reference(s.reference, root=s.data_dir)
-    else:
-        ref = reference_for_dataset(s.dataset, root=s.data_dir)
-    if ref.num_classes != ds.num_classes:
-        raise ValueError(f"rmi: reference {ref.name!r} has {ref.num_classes} classes, dataset "
-                         f"{s.dataset!r} has {ds.num_classes}")
-    x, y, det = select_lowest_loss_batch(
-        jax.random.key(s.batch_seed), x_tr, y_tr, ref, batch_size=s.batch_size,
-        pool_factor=s.pool_factor, augment=s.dataset != "digits", return_details=True)
-    feats = [np.asarray(f) for f in ref.features(x, normalised=True)]
-    x = np.asarray(x)
-    if x.shape[-1] == 1:
-        x = np.repeat(x, 3, axis=-1)
-    info = {"dataset": s.dataset, "data_source": ds.source, "reference": ref.name,
-            "num_classes": ds.num_classes, "batch_indices": [int(i) for i in det["indices"]],
-            "batch_reference_loss_max": float(np.max(np.asarray(det["loss"])))}
-    if log is not None:
-        log(f"rmi: {s.batch_size} lowest-loss {s.dataset} images ({ds.source}) under reference "
-            f"{ref.name}; max reference loss in the batch {info['batch_reference_loss_max']:.3g}")
-    return x, np.asarray(y), feats, info
+    return prepare_rmi_batch(_settings(s), log)
 
 
 def build_rmi_estimator(values: Mapping[str, Any] | RMISettings | None, log=None):
-    """An :class:`~jaxnas.estimators.RMIEstimator` from the ``[rmi]`` settings of a config.
+    """An :class:`~jaxnas.estimators.RMIEstimator` from the ``[rmi]`` settings of a config
+    (``make_estimator('rmi', settings=...)``; its ``setup`` attribute holds the batch info,
+    the strategy and the workers).
 
-    Its ``setup`` attribute holds the ``info`` of :func:`rmi_batch` and the settings.
     Raises:
         ValueError: bad settings. FileNotFoundError: data or reference absent (says where).
     """
-    from jaxnas.estimators import RMIEstimator
+    from jaxnas.estimators import make_estimator
 
     s = values if isinstance(values, RMISettings) else rmi_settings(values)
-    x, y, feats, info = rmi_batch(s, log)
-    est = RMIEstimator(
-        x, y, feats, strategy=s.strategy, workers=s.workers, C=s.C, N=s.N,
-        num_classes=info["num_classes"], steps=s.steps, lr=s.lr, momentum=s.momentum,
-        weight_decay=s.weight_decay, beta=s.beta, debiased=s.debiased)
-    est.setup = {**info, "strategy": est.strategy, "workers": est.workers}
-    return est
+    return make_estimator("rmi", settings=_settings(s), log=log)
 
 
 def build_estimator(name: str, table, score_column: str, rmi: Mapping[str, Any] | None, log=None):

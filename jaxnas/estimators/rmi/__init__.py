@@ -43,7 +43,7 @@ from jaxnas.estimators.rmi.estimator import (
     RMIEstimator,
     default_strategy,
     default_workers,
-    rmi_settings,
+    merge_settings,
 )
 from jaxnas.estimators.rmi.loss import (
     CPU_COMPILER_OPTIONS,
@@ -61,7 +61,7 @@ __all__ = [
     "default_workers",
     "hparams",
     "rmi_loss",
-    "rmi_settings",
+    "merge_settings",
     "teacher_grams",
     "worst_score",
 ]

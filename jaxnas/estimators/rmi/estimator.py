@@ -65,7 +65,7 @@ def default_strategy(backend: str | None = None) -> str:
     return "composed" if backend == "cpu" else "mask"
 
 
-def rmi_settings(settings: RMISettings | Mapping[str, Any] | None = None, **overrides) -> RMISettings:
+def merge_settings(settings: RMISettings | Mapping[str, Any] | None = None, **overrides) -> RMISettings:
     """:class:`RMISettings` from settings (or a mapping) and field overrides, checked by
     :func:`jaxnas.config.parse` (a one-line :class:`jaxnas.config.ConfigError` on bad values)."""
     base = parse(RMISettings, settings)
@@ -101,7 +101,7 @@ class RMIEstimator:
     def __init__(self, x, y, teacher_features, settings=None, *, num_classes: int = 10,
                  warmup: bool = True, **overrides):
         self._workers = None
-        s = self.settings = rmi_settings(settings, **overrides)
+        s = self.settings = merge_settings(settings, **overrides)
         if int(num_classes) < 1:
             raise ValueError(f"RMI num_classes must be a positive integer, got {num_classes!r}")
         self.num_classes = int(num_classes)
