@@ -86,7 +86,7 @@ def main():
 
         t0 = time.perf_counter()
         peer = np.stack([
-            torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, trajectory=True)
+            torch_rmi.train_arch(a, x, y, feats, params=p, steps=args.steps, trajectory=True)
             for a, p in zip(archs, params)
         ])
         t_torch = time.perf_counter() - t0

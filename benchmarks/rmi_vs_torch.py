@@ -170,7 +170,7 @@ def main():
     params = ests[strategies[0]].init_params(key, archs)
 
     def run_torch():
-        return [torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, C=args.C, N=args.N,
+        return [torch_rmi.train_arch(a, x, y, feats, params=p, steps=args.steps, C=args.C, N=args.N,
                                      device=tdev) for a, p in zip(archs, params)]
 
     with PeakRSS() as pk:

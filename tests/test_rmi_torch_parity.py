@@ -56,7 +56,7 @@ def _both(rmi_batch, archs, dtype, steps=STEPS, **cfg):
     torch.set_num_threads(1)  # same arithmetic; avoids OpenMP spin-waits on a shared machine
     try:
         theirs = np.stack([
-            peer.train_arch(a, x, y, f, params=p, observe=steps, trajectory=True, dtype=tdt, **cfg)
+            peer.train_arch(a, x, y, f, params=p, steps=steps, trajectory=True, dtype=tdt, **cfg)
             for a, p in zip(archs, est.init_params(key, archs))
         ])
     finally:
