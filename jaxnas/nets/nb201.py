@@ -30,6 +30,10 @@ Parameters of an edge op live at ``params['cells_<i>']['edge_<e>']['<op name>']`
 BatchNorm runs in train mode (batch statistics) when ``train=True``; the running statistics
 (PyTorch momentum 0.1, unbiased variance) are kept in the ``batch_stats`` collection when it is
 mutable and are used when ``train=False``.
+
+The modules here only declare parameters and running statistics: their forward is the one
+functional TinyNetwork forward of :mod:`jaxnas.nets.nb201_fn`, which the RMI estimator's
+strategies run too. :func:`init_params` builds the same parameter dicts without Flax.
 """
 
 from __future__ import annotations

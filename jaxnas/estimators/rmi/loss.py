@@ -6,7 +6,15 @@ The reference ("teacher") features are fixed, so their centred Gram matrices and
 computed once (:func:`teacher_grams`). SGD is PyTorch's (dampening 0, no Nesterov, weight
 decay added to the gradient before the momentum), written with optax: ``add_decayed_weights``
 then ``sgd(lr, momentum)``; with the momentum buffer starting at 0 this equals PyTorch's
-first-step ``buf = d`` (:func:`sgd_update`).
+first-step ``buf = d`` (:func:`sgd_update`), and it does the same float operations as the
+hand-written update it replaced (the float64 trajectories are bitwise unchanged).
+
+Cost, measured 2026-12-07 on the 2-core machine while other jobs kept the load average at
+12-16 (so single timings scatter by +-20 %): the optax update compiles, inside the
+'composed' backward units, to the same 17 fusions and 2 convolutions as the hand-written one
+(3 more scalar multiplies inside those fusions); interleaved medians of the fused backward
+units (3x3, 1x1 and reduction units at the three stage shapes, 40 runs each) summed to
+0.99x the hand-written ones. No cost above noise, so optax is kept.
 """
 
 from __future__ import annotations
