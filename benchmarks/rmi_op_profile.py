@@ -4,7 +4,8 @@ For every op of a cell (ReLU-conv3x3-BN, ReLU-conv1x1-BN, 3x3 average pooling) a
 reduction block, at each stage's shape (batch 32; 32x32x16, 16x16x32, 8x8x64), this times one
 training use of the op: forward, backward and (for ops with weights) the SGD update.
 
-- jaxnas: the 'composed' strategy's jitted units (``_u_rcb_fwd`` + ``_u_rcb_bwd`` etc.),
+- jaxnas: the 'composed' strategy's jitted units (``_u_rcb_fwd`` + ``_u_rcb_bwd`` etc. of
+  :mod:`jaxnas.estimators.rmi.composed`),
   exactly what :class:`jaxnas.estimators.RMIEstimator` calls, in one process;
 - PyTorch: the same module forward, ``backward`` and ``SGD.step`` (eager), with 1 thread and
   with all cores.
@@ -30,7 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from jaxnas.estimators import rmi
+from jaxnas.config import RMISettings
+from jaxnas.estimators.rmi import composed as rmi
+from jaxnas.estimators.rmi import hparams
+from jaxnas.estimators.rmi.loss import sgd_init
+from jaxnas.nets import nb201 as net
 
 
 def _time(fn, reps: int) -> float:
@@ -50,7 +55,7 @@ def _jax_rcb(B, H, C, k, reps, hp):
     x = jax.random.normal(kx, (B, H, H, C))
     shape = (3, 3, C, C) if k == 3 else (C, C)
     p = {"kernel": jax.random.normal(kw, shape) * 0.1, "scale": jnp.ones(C), "bias": jnp.zeros(C)}
-    state = {"p": p, "m": jax.tree.map(jnp.zeros_like, p)}
+    state = {"p": p, "m": sgd_init(p)}
     dy = jnp.ones((B, H, H, C)) / (B * H * H * C)
 
     def step():
@@ -72,13 +77,11 @@ def _jax_pool(B, H, C, reps):
 
 
 def _jax_reduce(B, H, C, reps, hp):
-    from jaxnas.nets import nb201 as net
-
     params = net.init_params(jax.random.PRNGKey(0), 16, 1, 10, True, (3, 3, 3, 3, 3, 3))
     p = params["cells_1"]  # the first reduction block: 16 -> 32 channels
     if C != 16:
         p = params["cells_3"]  # 32 -> 64
-    state = {"p": p, "m": jax.tree.map(jnp.zeros_like, p)}
+    state = {"p": p, "m": sgd_init(p)}
     x = jax.random.normal(jax.random.PRNGKey(1), (B, H, H, C))
     dy = jnp.ones((B, H // 2, H // 2, 2 * C)) / x.size
 
@@ -137,7 +140,7 @@ def main():
     args = ap.parse_args()
     reps = 5 if args.quick else args.reps
     ncores = os.cpu_count() or 1
-    hp = rmi.RMIConfig().hparams()
+    hp = hparams(RMISettings())
     B = 32
     print(f"machine: {ncores} cores; jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}")
     print(f"batch {B}; ms per training use of an op (forward + backward + SGD update), median of {reps}")

@@ -72,7 +72,7 @@ def main():
     print(f"accuracy range {acc.min():.2f}..{acc.max():.2f} %, steps {args.steps}")
 
     key = jax.random.PRNGKey(args.seed)
-    with RMIEstimator(x, y, feats, observe=args.steps) as est:
+    with RMIEstimator(x, y, feats, steps=args.steps) as est:
         t0 = time.perf_counter()
         traj = est.trajectory(key, archs)  # (n, steps + 1): losses of every forward
         t_jax = time.perf_counter() - t0
@@ -86,7 +86,7 @@ def main():
 
         t0 = time.perf_counter()
         peer = np.stack([
-            torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, trajectory=True)
+            torch_rmi.train_arch(a, x, y, feats, params=p, steps=args.steps, trajectory=True)
             for a, p in zip(archs, params)
         ])
         t_torch = time.perf_counter() - t0

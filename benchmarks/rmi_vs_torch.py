@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch_rmi  # noqa: E402
 
+from jaxnas.data import prepare_rmi_batch  # noqa: E402
 from jaxnas.estimators.rmi import STRATEGIES, RMIEstimator, default_strategy  # noqa: E402
 from jaxnas.spaces import nb201  # noqa: E402
 
@@ -46,14 +47,11 @@ def data_dir():
 
 
 def rmi_batch(root, seed=0):
-    """The RMI batch: lowest-loss CIFAR-10 train images under the pretrained ResNet-20."""
-    from jaxnas.data import load_npz_split, pretrained_cifar10_resnet20, select_lowest_loss_batch
-
-    x, y = load_npz_split(os.path.join(root, "cifar10", "cifar10_train_part0.npz"))
-    ref = pretrained_cifar10_resnet20(root)
-    xb, yb = select_lowest_loss_batch(jax.random.PRNGKey(seed), x, y, ref)
-    feats = ref.features(xb, normalised=True)
-    return np.asarray(xb), np.asarray(yb), [np.asarray(f) for f in feats]
+    """The RMI batch: lowest-loss CIFAR-10 train images (first training part) under the
+    pretrained ResNet-20 (:func:`jaxnas.data.prepare_rmi_batch`)."""
+    x, y, feats, _ = prepare_rmi_batch({"data_dir": root, "batch_seed": seed},
+                                       train=os.path.join(root, "cifar10", "cifar10_train_part0.npz"))
+    return x, y, feats
 
 
 def random_archs(n, seed):
@@ -107,9 +105,9 @@ def worker_peaks(est) -> int:
     """Peak RSS of an estimator's worker processes (their VmHWM since start)."""
     total = 0
     pool = getattr(est, "_workers", None)
-    for w in getattr(pool, "workers", []) if pool is not None else []:
+    for pid in pool.workers if pool is not None else []:
         try:
-            with open(f"/proc/{w.proc.pid}/status") as fh:
+            with open(f"/proc/{pid}/status") as fh:
                 total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
         except (OSError, StopIteration):
             pass
@@ -150,7 +148,7 @@ def main():
     x, y, feats = rmi_batch(data_dir(), args.seed)
     archs = random_archs(args.pop, args.seed)
     key = jax.random.PRNGKey(args.seed)
-    cfg = dict(C=args.C, N=args.N, observe=args.steps)
+    cfg = dict(C=args.C, N=args.N, steps=args.steps)
 
     ests, compile_s, peak = {}, {}, {}
     for s in strategies:
@@ -172,7 +170,7 @@ def main():
     params = ests[strategies[0]].init_params(key, archs)
 
     def run_torch():
-        return [torch_rmi.train_arch(a, x, y, feats, params=p, observe=args.steps, C=args.C, N=args.N,
+        return [torch_rmi.train_arch(a, x, y, feats, params=p, steps=args.steps, C=args.C, N=args.N,
                                      device=tdev) for a, p in zip(archs, params)]
 
     with PeakRSS() as pk:

@@ -7,7 +7,7 @@ This re-writes, in plain PyTorch eager mode, what the published RMI-NAS code com
 NAS-Bench-201 (``xfey/RMI-NAS`` ``RMINAS_nb201.py`` with the AutoDL ``TinyNetwork``; METHODS.md
 5.1): build the TinyNetwork of one architecture, train it in train mode on the single selected
 batch with SGD (lr 0.1, momentum 0.9, weight decay 5e-4), loss
-``0.8 * sum_i (1 - CKA_i) + 0.2 * CE``, and return the loss of forward index ``observe`` (150).
+``0.8 * sum_i (1 - CKA_i) + 0.2 * CE``, and return the loss of forward index ``steps`` (150).
 
 Differences from the published script, all on purpose:
 
@@ -16,8 +16,8 @@ Differences from the published script, all on purpose:
 * the CKA of an all-zero / batch-constant feature map is 0 rather than NaN, and a disconnected
   architecture returns the finite worst score without training (the jaxnas conventions;
   the published code would return ``inf``);
-* the observed step does not run the (unused) backward pass and update, so both
-  implementations do the same work: ``observe + 1`` forwards and ``observe`` updates.
+* the last (scored) forward does not run the (unused) backward pass and update, so both
+  implementations do the same work: ``steps + 1`` forwards and ``steps`` updates.
 
 The CKA follows RMI-NAS: Gram matrices of the flattened features, centred with float64 row means,
 ``<K_c, L_c> / (|K_c| |L_c|)``.
@@ -236,7 +236,7 @@ def train_arch(
     C=16,
     N=5,
     num_classes=10,
-    observe=150,
+    steps=150,
     lr=0.1,
     momentum=0.9,
     weight_decay=5e-4,
@@ -255,17 +255,17 @@ def train_arch(
         teacher_feats: the 3 teacher stage features, each (B, ...) (any layout: Gram matrices
             do not depend on the feature order).
         params: jaxnas TinyNetwork params to start from (else PyTorch's default init).
-        observe: the forward index whose loss is returned.
-        trajectory: return the losses of forwards 0..observe (a float64 numpy array) instead.
+        steps: training steps; the loss of forward index ``steps`` is returned.
+        trajectory: return the losses of forwards 0..steps (a float64 numpy array) instead.
         dtype: torch.float32 (as published) or torch.float64 (to verify the arithmetic).
         device: torch device ("cpu" or "cuda").
     Returns:
-        float: the loss at ``observe`` (NaN -> inf), or the trajectory.
+        float: the loss at ``steps`` (NaN -> inf), or the trajectory.
     """
     arch = tuple(int(a) for a in arch)
     if not bool(space.is_connected(np.asarray(arch))):
         w = worst_score(num_classes, beta)
-        return np.full(observe + 1, w) if trajectory else w
+        return np.full(steps + 1, w) if trajectory else w
     npdt = np.float64 if dtype == torch.float64 else np.float32
     xt = torch.as_tensor(np.array(x, npdt)).permute(0, 3, 1, 2).contiguous().to(device)
     yt = torch.as_tensor(np.array(y)).long().to(device)
@@ -278,12 +278,12 @@ def train_arch(
     model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
     losses = []
-    for step in range(observe + 1):
+    for step in range(steps + 1):
         opt.zero_grad()
         feats, logits = model(xt)
         loss = rmi_loss(feats, tg, logits, yt, beta)
         losses.append(loss.item())
-        if step == observe:
+        if step == steps:
             break
         loss.backward()
         opt.step()

@@ -13,7 +13,7 @@ import pytest
 from jaxnas.estimators import cka
 from jaxnas.estimators.rmi import RMIEstimator, worst_score
 
-SMALL = dict(C=4, N=1, observe=3, workers=1)
+SMALL = dict(C=4, N=1, steps=3, workers=1)
 
 
 # ---------------------------------------------------------------------------- CKA
@@ -90,13 +90,13 @@ def test_evaluate_shapes_degenerate_and_determinism(rmi_batch):
     assert not np.array_equal(s[[0, 2]], est.evaluate(jax.random.PRNGKey(1), archs)[[0, 2]])
     # the score is the last forward of the trajectory
     t = est.trajectory(jax.random.PRNGKey(0), archs)
-    assert t.shape == (3, SMALL["observe"] + 1)
+    assert t.shape == (3, SMALL["steps"] + 1)
     np.testing.assert_allclose(t[:, -1], s, rtol=1e-6)
 
 
 def test_divergence_gives_inf_not_nan(rmi_batch):
     x, y, f = rmi_batch
-    est = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=4, lr=1e30, workers=1)
+    est = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, steps=4, lr=1e30, workers=1)
     t = est.trajectory(jax.random.PRNGKey(0), np.array([[3, 3, 3, 3, 3, 3]]))
     assert np.isfinite(t[0, 0]) and np.all(np.isposinf(t[0, 1:]))  # diverged: NaN/inf -> +inf
     s = est.evaluate(jax.random.PRNGKey(0), np.array([[3, 3, 3, 3, 3, 3]]))
@@ -132,7 +132,7 @@ MASK_ARCHS = np.array([[3, 2, 4, 1, 0, 3], [3, 3, 3, 0, 0, 0], [0, 4, 2, 3, 1, 2
 def test_strategies_agree(rmi_batch):
     x, y, f = rmi_batch
     key = jax.random.PRNGKey(3)
-    cfg = dict(C=4, N=1, observe=2)
+    cfg = dict(C=4, N=1, steps=2)
     ref = RMIEstimator(x, y, f, strategy="composed", workers=1, **cfg).trajectory(key, MASK_ARCHS)
     for strategy in ("mask",):
         t = RMIEstimator(x, y, f, strategy=strategy, **cfg).trajectory(key, MASK_ARCHS)
@@ -141,14 +141,14 @@ def test_strategies_agree(rmi_batch):
 
 def test_mask_strategy_is_traceable(rmi_batch):
     x, y, f = rmi_batch
-    est = RMIEstimator(x, y, f, strategy="mask", C=4, N=1, observe=2)
+    est = RMIEstimator(x, y, f, strategy="mask", C=4, N=1, steps=2)
     assert est.traceable is True and est.name == "rmi" and est.oracle is False
     # traceable: it traces with abstract key and archs (so it runs inside jit/vmap)
     jaxpr = jax.make_jaxpr(est.evaluate)(jax.random.PRNGKey(3), jnp.asarray(MASK_ARCHS))
     assert jaxpr.out_avals[0].shape == (3,)
     eager = np.asarray(est.evaluate(jax.random.PRNGKey(3), MASK_ARCHS))
     assert eager[1] == np.float32(worst_score())
-    composed = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, warmup=False, workers=1)
+    composed = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, steps=2, warmup=False, workers=1)
     np.testing.assert_allclose(eager, composed.evaluate(jax.random.PRNGKey(3), MASK_ARCHS), rtol=2e-4)
 
 
@@ -157,7 +157,7 @@ import sys, numpy as np, jax
 from jaxnas.estimators.rmi import RMIEstimator
 d = np.load(sys.argv[1])
 assert len(jax.devices()) == 8, jax.devices()
-est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=4, N=1, observe=1)
+est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=4, N=1, steps=1)
 np.save(sys.argv[2], np.asarray(est.evaluate(jax.random.PRNGKey(5), d["archs"])))
 """
 
@@ -178,7 +178,7 @@ def test_one_device_equals_eight_devices(rmi_batch, tmp_path):
     subprocess.run([sys.executable, "-c", _MULTI_DEVICE_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "out.npy")],
                    env=env, check=True, timeout=600)
     eight = np.load(tmp_path / "out.npy")
-    one = np.asarray(RMIEstimator(x, y, f, strategy="mask", C=4, N=1, observe=1).evaluate(jax.random.PRNGKey(5), archs))
+    one = np.asarray(RMIEstimator(x, y, f, strategy="mask", C=4, N=1, steps=1).evaluate(jax.random.PRNGKey(5), archs))
     assert eight.shape == (5,)
     np.testing.assert_allclose(eight, one, rtol=1e-5)
 
@@ -188,8 +188,8 @@ def test_worker_processes_give_the_same_scores(rmi_batch):
     time) gives the scores of one process: member p always starts from fold_in(key, p)."""
     x, y, f = rmi_batch
     archs = np.array([[3, 2, 4, 1, 0, 3], [3, 3, 3, 0, 0, 0], [0, 4, 2, 3, 1, 2], [1, 2, 1, 2, 4, 4], [2, 2, 2, 2, 2, 2]])
-    one = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, workers=1)
-    with RMIEstimator(x, y, f, strategy="composed", C=4, N=1, observe=2, workers=2) as two:
+    one = RMIEstimator(x, y, f, strategy="composed", C=4, N=1, steps=2, workers=1)
+    with RMIEstimator(x, y, f, strategy="composed", C=4, N=1, steps=2, workers=2) as two:
         np.testing.assert_allclose(two.evaluate(jax.random.PRNGKey(9), archs),
                                    one.evaluate(jax.random.PRNGKey(9), archs), rtol=1e-6)
         assert len(two._workers.workers) == 1
@@ -200,8 +200,8 @@ def test_bad_inputs_are_clear_errors(rmi_batch):
     x, y, f = rmi_batch
     with pytest.raises(ValueError, match="strategy"):
         RMIEstimator(x, y, f, strategy="nope", warmup=False)
-    with pytest.raises(ValueError, match="observe"):
-        RMIEstimator(x, y, f, observe=-1, warmup=False)
+    with pytest.raises(ValueError, match="steps"):
+        RMIEstimator(x, y, f, steps=-1, warmup=False)
     with pytest.raises(ValueError, match="3 reference"):
         RMIEstimator(x, y, f[:2], warmup=False)
     with pytest.raises(ValueError, match="workers"):

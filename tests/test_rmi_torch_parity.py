@@ -48,7 +48,7 @@ def _archs(n=10, seed=0):
 def _both(rmi_batch, archs, dtype, steps=STEPS, **cfg):
     x, y, f = rmi_batch
     peer = _peer()
-    est = RMIEstimator(x, y, f, strategy="composed", observe=steps, dtype=dtype, warmup=False, workers=1, **cfg)
+    est = RMIEstimator(x, y, f, strategy="composed", steps=steps, dtype=dtype, warmup=False, workers=1, **cfg)
     key = jax.random.PRNGKey(11)
     ours = est.trajectory(key, archs)
     tdt = torch.float64 if dtype == "float64" else torch.float32
@@ -56,7 +56,7 @@ def _both(rmi_batch, archs, dtype, steps=STEPS, **cfg):
     torch.set_num_threads(1)  # same arithmetic; avoids OpenMP spin-waits on a shared machine
     try:
         theirs = np.stack([
-            peer.train_arch(a, x, y, f, params=p, observe=steps, trajectory=True, dtype=tdt, **cfg)
+            peer.train_arch(a, x, y, f, params=p, steps=steps, trajectory=True, dtype=tdt, **cfg)
             for a, p in zip(archs, est.init_params(key, archs))
         ])
     finally:

@@ -6,7 +6,7 @@ Public API::
         Dataset, DATASETS, load_dataset, load_npz_dataset, load_tfds, load_digits_dataset,
         default_data_dir, augment_flip_crop, normalise, select_lowest_loss_batch,
         Reference, pretrained_cifar10_resnet20, load_reference, reference_for_dataset,
-        TrainSettings, fit_classifier,
+        TrainSettings, fit_classifier, prepare_rmi_batch,
     )
 
 - images are uint8 NHWC, labels int32 (:mod:`jaxnas.data.datasets`);
@@ -14,6 +14,8 @@ Public API::
 - a :class:`Reference` holds a trained network with its own input normalisation
   (:mod:`jaxnas.data.reference`);
 - :func:`select_lowest_loss_batch` is RMI-NAS's lowest-loss batch (:mod:`jaxnas.data.selection`);
+- :func:`prepare_rmi_batch` is the RMI proxy's selected batch and reference features
+  (:mod:`jaxnas.data.rmi_batch`);
 - :func:`fit_classifier` trains a reference (``jaxnas train-reference``; :mod:`jaxnas.data.train`).
 """
 
@@ -39,6 +41,7 @@ from jaxnas.data.reference import (
     reference_for_dataset,
     trained_reference_path,
 )
+from jaxnas.data.rmi_batch import prepare_rmi_batch
 from jaxnas.data.selection import per_example_cross_entropy, select_lowest_loss_batch
 from jaxnas.data.train import AUGMENTS, TrainSettings, default_augment, fit_classifier
 
@@ -64,6 +67,7 @@ __all__ = [
     "load_tfds",
     "normalise",
     "per_example_cross_entropy",
+    "prepare_rmi_batch",
     "pretrained_cifar10_resnet20",
     "random_crop",
     "random_flip",

@@ -1,8 +1,8 @@
 """Fitness estimators (protocol in :mod:`jaxnas.estimators.base`; lower is better).
 
 - :class:`TableEstimator`: a benchmark-table column (traceable; test accuracy is an oracle).
-- ``RMIEstimator``: representation similarity to a reference after one-batch training
-  (METHODS.md 5.1), in :mod:`jaxnas.estimators.rmi`; imported lazily.
+- :class:`RMIEstimator`: representation similarity to a reference after one-batch training
+  (METHODS.md 5.1), the package :mod:`jaxnas.estimators.rmi`.
 - ``SupernetEstimator``: one-shot supernet accuracy, in :mod:`jaxnas.estimators.supernet`;
   imported lazily once it exists.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 
+from jaxnas.data import prepare_rmi_batch
 from jaxnas.estimators.base import (
     CachedEstimator,
     Estimator,
@@ -22,10 +23,10 @@ from jaxnas.estimators.base import (
     fitness_fn,
     is_oracle,
 )
+from jaxnas.estimators.rmi import RMIEstimator, merge_settings
 from jaxnas.estimators.table import TableEstimator
 
 _LAZY = {
-    "RMIEstimator": ("jaxnas.estimators.rmi", "RMIEstimator"),
     "SupernetEstimator": ("jaxnas.estimators.supernet", "SupernetEstimator"),
 }
 
@@ -51,22 +52,41 @@ def _make_table(table=None, column: str = "cifar10_test_acc", **kwargs):
     return TableEstimator(table, column)
 
 
-ESTIMATORS = {"table": _make_table}
+def _make_rmi(table=None, settings=None, log=None, x=None, y=None, teacher_features=None,
+              **overrides):
+    """``'rmi'`` from settings (the batch is loaded by :func:`jaxnas.data.prepare_rmi_batch`;
+    ``setup`` holds its info, the strategy and the workers) or from arrays ``x``, ``y``,
+    ``teacher_features`` (``overrides``: :class:`RMIEstimator` keywords)."""
+    if table is not None:
+        raise ValueError("the 'rmi' estimator takes no benchmark table")
+    if x is not None or y is not None or teacher_features is not None:
+        if x is None or y is None or teacher_features is None:
+            raise ValueError("the 'rmi' estimator from arrays needs x, y and teacher_features")
+        return RMIEstimator(x, y, teacher_features, settings, **overrides)
+    s = merge_settings(settings, **overrides)
+    x, y, feats, info = prepare_rmi_batch(s, log)
+    est = RMIEstimator(x, y, feats, s, num_classes=info["num_classes"])
+    est.setup = {**info, "strategy": est.strategy, "workers": est.workers}
+    return est
+
+
+ESTIMATORS = {"table": _make_table, "rmi": _make_rmi}
 
 
 def make_estimator(name: str, table=None, **kwargs):
     """Build an estimator by registry name.
 
-    ``'table'`` takes ``column=``; ``'rmi'`` and ``'supernet'`` take their own constructor
-    arguments (see those classes).
+    ``'table'`` takes ``column=``. ``'rmi'`` takes ``settings=`` (a
+    :class:`jaxnas.config.RMISettings` or a mapping; the batch is loaded from its data
+    settings) and ``log=``, or ``x=, y=, teacher_features=`` arrays; further keywords are
+    :class:`RMISettings` fields (and ``num_classes``, ``warmup`` with arrays). ``'supernet'``
+    takes its constructor arguments.
 
     Raises:
         ValueError: an unknown name (listing the known ones) or bad options.
     """
     if name in ESTIMATORS:
         return ESTIMATORS[name](table=table, **kwargs)
-    if name == "rmi":
-        return __getattr__("RMIEstimator")(**kwargs)
     if name == "supernet":
         return __getattr__("SupernetEstimator")(**kwargs)
     raise ValueError(f"unknown estimator {name!r}; known: table, rmi, supernet")

@@ -2,7 +2,9 @@
 
 * :class:`TinyNetwork` -- the NAS-Bench-201 network for one architecture;
 * :class:`MixedTinyNetwork` -- the same network with every op on every edge, mixed by weights;
-* :mod:`jaxnas.nets.ops` -- the re-expressed NB201 ops shared by both and by the RMI estimator.
+* :mod:`jaxnas.nets.nb201_fn` -- the one functional TinyNetwork forward behind both, also run by
+  the RMI estimator's strategies;
+* :mod:`jaxnas.nets.ops` -- the re-expressed NB201 ops.
 """
 
 from jaxnas.nets.nb201 import MixedTinyNetwork, TinyNetwork, single_path_params

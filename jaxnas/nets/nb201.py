@@ -30,6 +30,10 @@ Parameters of an edge op live at ``params['cells_<i>']['edge_<e>']['<op name>']`
 BatchNorm runs in train mode (batch statistics) when ``train=True``; the running statistics
 (PyTorch momentum 0.1, unbiased variance) are kept in the ``batch_stats`` collection when it is
 mutable and are used when ``train=False``.
+
+The modules here only declare parameters and running statistics: their forward is the one
+functional TinyNetwork forward of :mod:`jaxnas.nets.nb201_fn`, which the RMI estimator's
+strategies run too. :func:`init_params` builds the same parameter dicts without Flax.
 """
 
 from __future__ import annotations
@@ -43,18 +47,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.nets import ops
+from jaxnas.nets import nb201_fn as fn
+from jaxnas.nets.nb201_fn import BatchNormHook, stage_layout
 from jaxnas.spaces import nb201 as space
 
 OPS = space.OPS
 PARAM_OPS = ("nor_conv_1x1", "nor_conv_3x3")
-
-
-def stage_layout(N: int) -> tuple[list[str], tuple[int, int]]:
-    """Kinds of the 3N+2 cells (``'cell'`` or ``'reduce'``) and the indices of the cells whose
-    outputs are stage features 1 and 2: ``(N - 1, 2N)``."""
-    kinds = ["cell"] * N + ["reduce"] + ["cell"] * N + ["reduce"] + ["cell"] * N
-    return kinds, (N - 1, 2 * N)
+__all__ = ["MixedTinyNetwork", "ReLUConvBN", "ResNetBlock", "TinyNetwork", "TorchBatchNorm",
+           "cell_channels", "check_arch", "init_params", "param_shapes", "single_path_params",
+           "stage_layout"]
 
 
 def cell_channels(C: int, N: int) -> list[int]:
@@ -72,6 +73,68 @@ def check_arch(arch) -> tuple[int, ...]:
     return tuple(int(v) for v in a)
 
 
+# ---------------------------------------------------------------------------- Flax shells
+#
+# Every Flax module here declares its parameters (paths of :func:`param_shapes`) and one
+# running-statistics pair per BatchNorm, then runs the functional forward of
+# :mod:`jaxnas.nets.nb201_fn` with a BatchNorm hook that records the batch statistics (train
+# mode) or reads the running ones (``train=False``).
+
+
+def _bn_paths(shapes: dict, prefix: tuple[str, ...] = ()) -> dict:
+    """``{path: channels}`` of the BatchNorms of a parameter-shape tree: every ReLU-conv-BN
+    dict (it has a ``kernel``) plus ``stem_bn`` and ``lastact``."""
+    out = {}
+    for name, sub in shapes.items():
+        if isinstance(sub, dict):
+            if "kernel" in sub:
+                out[prefix + (name,)] = sub["kernel"][-1]
+            elif name in ("stem_bn", "lastact"):
+                out[prefix + (name,)] = sub["scale"][-1]
+            else:
+                out.update(_bn_paths(sub, prefix + (name,)))
+    if "kernel" in shapes and not prefix:
+        out[()] = shapes["kernel"][-1]
+    return out
+
+
+def _nested_set(tree: dict, path: tuple[str, ...], value) -> dict:
+    if not path:
+        return value
+    return {**tree, path[0]: _nested_set(tree.get(path[0], {}), path[1:], value)}
+
+
+def _flax_run(mod: nn.Module, shapes: dict, train: bool, forward, bn_paths: dict | None = None,
+              momentum: float = 0.1):
+    """Declare ``shapes``' params and the BatchNorms' running statistics in ``mod``, then
+    return ``forward(params, hook)``; in train mode with a mutable ``batch_stats`` collection
+    the running statistics follow PyTorch (momentum 0.1, unbiased variance)."""
+    params = {name: mod.param(name, partial(_init_node, node=s, path=(name,), parent=shapes))
+              for name, s in shapes.items()}
+    bn_paths = _bn_paths(shapes) if bn_paths is None else bn_paths
+    init = {}
+    for path, c in bn_paths.items():
+        init = _nested_set(init, path, {"mean": jnp.zeros((c,), jnp.float32),
+                                        "var": jnp.ones((c,), jnp.float32)})
+    stats = {name: mod.variable("batch_stats", name, lambda v=v: v) for name, v in init.items()}
+    running = None if train else {name: v.value for name, v in stats.items()}
+    update = train and not mod.is_initializing() and mod.is_mutable_collection("batch_stats")
+    hook = BatchNormHook(running, record=update)
+    out = forward(params, hook)
+    tree = {name: v.value for name, v in stats.items()}
+    for path, (mean, var, n) in hook.stats.items():
+        old = tree
+        for name in path:
+            old = old[name]
+        new = {"mean": (1 - momentum) * old["mean"] + momentum * mean,
+               "var": (1 - momentum) * old["var"] + momentum * var * (n / max(n - 1, 1))}
+        tree = _nested_set(tree, path, new)
+    for name, v in stats.items():
+        if update:
+            v.value = tree[name]
+    return out
+
+
 class TorchBatchNorm(nn.Module):
     """``nn.BatchNorm2d`` semantics on (..., C): eps 1e-5, momentum 0.1, biased batch variance
     for normalising, unbiased variance in the running estimate."""
@@ -82,7 +145,25 @@ class TorchBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        return _bn_fields(self, x, self.features, self.affine, train, self.momentum)
+        c = self.features
+        shapes = {"scale": (c,), "bias": (c,)} if self.affine else {}
+        return _flax_run(self, shapes, train, lambda p, bn: fn.batch_norm(x, p, bn)[0],
+                         {(): c}, self.momentum)
+
+
+def _rcb_shapes(c_in: int, c_out: int, k: int, affine: bool) -> dict:
+    shape = (k, k, c_in, c_out) if k == 3 else (c_in, c_out)
+    out = {"kernel": shape}
+    if affine:
+        out.update(scale=(c_out,), bias=(c_out,))
+    else:
+        out["conv_bias"] = (c_out,)
+    return out
+
+
+def _reduce_shapes(c_in: int, c_out: int) -> dict:
+    return {"conv_a": _rcb_shapes(c_in, c_out, 3, True), "conv_b": _rcb_shapes(c_out, c_out, 3, True),
+            "shortcut": (c_in, c_out)}
 
 
 class ReLUConvBN(nn.Module):
@@ -98,36 +179,9 @@ class ReLUConvBN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        k = self.kernel_size
-        fan_in = self.c_in * k * k
-        shape = (k, k, self.c_in, self.c_out) if k == 3 else (self.c_in, self.c_out)
-        kernel = self.param("kernel", ops.torch_uniform_init(fan_in), shape)
-        h = jax.nn.relu(x)
-        y = ops.conv3x3(h, kernel, self.stride) if k == 3 else ops.conv1x1(h, kernel)
-        if not self.affine:
-            y = y + self.param("conv_bias", ops.torch_uniform_init(fan_in), (self.c_out,))
-        return _bn_fields(self, y, self.c_out, self.affine, train)
-
-
-def _bn_fields(mod: nn.Module, y, c: int, affine: bool, train: bool, momentum: float = 0.1):
-    """PyTorch BatchNorm whose variables sit directly in ``mod`` (flat param dicts): biased batch
-    variance to normalise, unbiased variance in the running estimate, eps 1e-5."""
-    ra_mean = mod.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-    ra_var = mod.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-    scale = mod.param("scale", nn.initializers.ones, (c,)) if affine else None
-    bias = mod.param("bias", nn.initializers.zeros, (c,)) if affine else None
-    if train:
-        mean, var = ops.batch_norm_stats(y)
-        if not mod.is_initializing() and mod.is_mutable_collection("batch_stats"):
-            n = y.size // c
-            ra_mean.value = (1 - momentum) * ra_mean.value + momentum * mean
-            ra_var.value = (1 - momentum) * ra_var.value + momentum * var * (n / max(n - 1, 1))
-    else:
-        mean, var = ra_mean.value, ra_var.value
-    y = (y - mean) * jax.lax.rsqrt(var + ops.BN_EPS)
-    if scale is not None:
-        y = y * scale + bias
-    return y
+        shapes = _rcb_shapes(self.c_in, self.c_out, self.kernel_size, self.affine)
+        return _flax_run(self, shapes, train,
+                         lambda p, bn: fn.relu_conv_bn(p, x, self.stride, bn=bn)[0])
 
 
 class ResNetBlock(nn.Module):
@@ -139,92 +193,14 @@ class ResNetBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        a = ReLUConvBN(self.c_in, self.c_out, 3, 2, True, name="conv_a")(x, train)
-        b = ReLUConvBN(self.c_out, self.c_out, 3, 1, True, name="conv_b")(a, train)
-        w = self.param("shortcut", ops.torch_uniform_init(self.c_in), (self.c_in, self.c_out))
-        return ops.conv1x1(ops.avg_pool_2x2(x), w) + b
+        return _flax_run(self, _reduce_shapes(self.c_in, self.c_out), train,
+                         lambda p, bn: fn.reduce_block(p, x, bn=bn)[0])
 
 
-class _Edge(nn.Module):
-    """One cell edge. ``weights`` is ``None`` for a single fixed op (``op``), else a (5,) mixing
-    vector over :data:`OPS` (every op is computed and the outputs are mixed linearly)."""
-
-    c: int
-    op: int | None
-    affine: bool
-
-    @nn.compact
-    def __call__(self, x, weights=None, train: bool = True):
-        def run(code):
-            name = OPS[code]
-            if name == "none":
-                return None
-            if name == "skip_connect":
-                return x
-            if name == "avg_pool_3x3":
-                return ops.avg_pool_3x3(x)
-            k = 1 if name == "nor_conv_1x1" else 3
-            return ReLUConvBN(self.c, self.c, k, 1, self.affine, name=name)(x, train)
-
-        if weights is None:
-            return run(self.op)
-        out = None
-        for code in range(len(OPS)):
-            y = run(code)
-            if y is None:
-                continue
-            y = weights[code] * y
-            out = y if out is None else out + y
-        return out
-
-
-class _Cell(nn.Module):
-    c: int
-    arch: tuple[int, ...] | None
-    affine: bool
-
-    @nn.compact
-    def __call__(self, x, weights=None, train: bool = True):
-        nodes = [x]
-        for j in range(1, 4):
-            acc = None
-            for e, (to, frm) in enumerate(space.EDGES):
-                if to != j:
-                    continue
-                op = None if self.arch is None else self.arch[e]
-                w = None if weights is None else weights[e]
-                y = _Edge(self.c, op, self.affine, name=f"edge_{e}")(nodes[frm], w, train)
-                if y is not None:
-                    acc = y if acc is None else acc + y
-            nodes.append(jnp.zeros_like(x) if acc is None else acc)
-        return nodes[-1]
-
-
-def _tiny_body(mod: nn.Module, x, arch, weights, train: bool):
-    """The TinyNetwork forward; submodules are created inside ``mod``'s compact call."""
-    C, N = mod.C, mod.N
-    kernel = mod.param("stem_kernel", ops.torch_uniform_init(3 * 9), (3, 3, x.shape[-1], C))
-    h = ops.conv3x3(x, kernel)
-    h = TorchBatchNorm(C, name="stem_bn")(h, train)
-    kinds, (f1, f2) = stage_layout(N)
-    chans = cell_channels(C, N)
-    feats = []
-    c_prev = C
-    for i, kind in enumerate(kinds):
-        if kind == "reduce":
-            h = ResNetBlock(c_prev, chans[i], name=f"cells_{i}")(h, train)
-        else:
-            h = _Cell(chans[i], arch, mod.affine, name=f"cells_{i}")(h, weights, train)
-        c_prev = chans[i]
-        if i in (f1, f2):
-            feats.append(h)
-    h = jax.nn.relu(TorchBatchNorm(c_prev, name="lastact")(h, train))
-    feats.append(h)
-    pooled = jnp.mean(h, axis=(1, 2))
-    init = ops.torch_uniform_init(c_prev)
-    w = mod.param("classifier_kernel", init, (c_prev, mod.num_classes))
-    b = mod.param("classifier_bias", init, (mod.num_classes,))
-    return tuple(feats), pooled @ w + b
+def _tiny(mod: nn.Module, x, arch, weights, train: bool):
+    shapes = param_shapes(mod.C, mod.N, mod.num_classes, mod.affine, arch, x.shape[-1])
+    return _flax_run(mod, shapes, train, lambda p, bn: fn.tiny_forward(
+        p, x, mod.N, arch, weights, bn=bn))
 
 
 class TinyNetwork(nn.Module):
@@ -248,7 +224,7 @@ class TinyNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        return _tiny_body(self, x, check_arch(self.arch), None, train)
+        return _tiny(self, x, check_arch(self.arch), None, train)
 
 
 class MixedTinyNetwork(nn.Module):
@@ -266,7 +242,7 @@ class MixedTinyNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True):
-        return _tiny_body(self, x, None, weights, train)
+        return _tiny(self, x, None, weights, train)
 
 
 def single_path_params(mixed_params: dict, arch) -> dict:
@@ -292,32 +268,19 @@ def single_path_params(mixed_params: dict, arch) -> dict:
 # ---------------------------------------------------------------------------- direct initialiser
 
 
-def _rcb_shapes(c_in: int, c_out: int, k: int, affine: bool) -> dict:
-    shape = (k, k, c_in, c_out) if k == 3 else (c_in, c_out)
-    out = {"kernel": shape}
-    if affine:
-        out.update(scale=(c_out,), bias=(c_out,))
-    else:
-        out["conv_bias"] = (c_out,)
-    return out
-
-
-def param_shapes(C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = True, arch=None) -> dict:
+def param_shapes(C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = True, arch=None,
+                 in_channels: int = 3) -> dict:
     """Parameter shapes of :class:`TinyNetwork` (``arch`` given) or :class:`MixedTinyNetwork`
     (``arch=None``), as a nested dict with the same paths as their ``params``."""
     arch = None if arch is None else check_arch(arch)
     kinds, _ = stage_layout(N)
     chans = cell_channels(C, N)
-    out: dict = {"stem_kernel": (3, 3, 3, C), "stem_bn": {"scale": (C,), "bias": (C,)}}
+    out: dict = {"stem_kernel": (3, 3, in_channels, C), "stem_bn": {"scale": (C,), "bias": (C,)}}
     c_prev = C
     for i, kind in enumerate(kinds):
         c = chans[i]
         if kind == "reduce":
-            out[f"cells_{i}"] = {
-                "conv_a": _rcb_shapes(c_prev, c, 3, True),
-                "conv_b": _rcb_shapes(c, c, 3, True),
-                "shortcut": (c_prev, c),
-            }
+            out[f"cells_{i}"] = _reduce_shapes(c_prev, c)
         else:
             cell = {}
             for e in range(space.NUM_EDGES):
@@ -353,6 +316,19 @@ def _uniform_leaf(key, tag, bound, shape, dtype):
     return jax.random.uniform(k, shape, jnp.float32, -bound, bound).astype(dtype)
 
 
+def _init_node(key, node, path: tuple[str, ...], parent: dict, dtype=jnp.float32):
+    """Initial value of one parameter (``node`` a shape) or of a dict of them, at ``path``;
+    ``parent`` is the shape dict holding ``node`` (for the fan-in of biases)."""
+    if isinstance(node, dict):
+        return {n: _init_node(key, v, path + (n,), node, dtype) for n, v in node.items()}
+    name = path[-1]
+    if name in ("scale", "bias"):  # BatchNorm: scale 1, shift 0 (host constants)
+        return jax.device_put(np.full(node, 1.0 if name == "scale" else 0.0, dtype))
+    tag = zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF
+    bound = 1.0 / float(np.sqrt(_fan_in(path, parent)))
+    return _uniform_leaf(key, np.uint32(tag), np.float32(bound), tuple(node), jnp.dtype(dtype))
+
+
 def init_params(
     key, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = True, arch=None,
     dtype=jnp.float32,
@@ -361,8 +337,9 @@ def init_params(
 
     Each leaf draws from ``fold_in(key, crc32(path))``, so a parameter has the same value in
     the single-path (``arch`` given) and the mixed (``arch=None``) layout: the single-path
-    dict is exactly :func:`single_path_params` of the mixed one. (Flax's own ``.init`` uses a
-    different key derivation; both use the PyTorch default distributions, see :mod:`ops`.)
+    dict is exactly :func:`single_path_params` of the mixed one. (Flax's ``.init`` draws the
+    same way from the key Flax gives each top-level parameter; both use the PyTorch default
+    distributions, see :mod:`ops`.)
 
     Args:
         key: PRNG key. C, N, num_classes, affine: network config. arch: 6 op codes or None.
@@ -371,20 +348,4 @@ def init_params(
         Nested dict of ``dtype`` arrays with the paths of ``TinyNetwork(...).init(...)['params']``.
     """
     shapes = param_shapes(C, N, num_classes, affine, arch)
-    dtype = jnp.dtype(dtype)
-
-    def build(node: dict, prefix: tuple[str, ...]):
-        out = {}
-        for name, val in node.items():
-            path = prefix + (name,)
-            if isinstance(val, dict):
-                out[name] = build(val, path)
-            elif name in ("scale", "bias"):  # BatchNorm: scale 1, shift 0 (host constants)
-                out[name] = jax.device_put(np.full(val, 1.0 if name == "scale" else 0.0, dtype))
-            else:
-                tag = zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF
-                bound = 1.0 / float(np.sqrt(_fan_in(path, node)))
-                out[name] = _uniform_leaf(key, np.uint32(tag), np.float32(bound), tuple(val), dtype)
-        return out
-
-    return build(shapes, ())
+    return _init_node(key, shapes, (), {}, dtype)
