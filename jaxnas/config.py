@@ -188,8 +188,8 @@ def check_prob(where: str, name: str, value) -> None:
 
 def check_choice(where: str, name: str, value, choices) -> None:
     if value not in choices:
-        raise ConfigError(f"{where}: {name} must be one of {', '.join(map(str, choices))}, "
-                          f"got {value!r}")
+        raise ConfigError(f"{where}: unknown {name} {value!r}; {name} must be one of "
+                          f"{', '.join(map(str, choices))}")
 
 
 def check_seed(where: str, name: str, value) -> None:
@@ -253,7 +253,10 @@ class RMISettings:
         check_choice(where, "source", self.source, ("auto", "npz", "tfds"))
         check_choice(where, "strategy", self.strategy, ("auto", "composed", "mask"))
         check_choice(where, "dtype", self.dtype, ("float32", "float64"))
-        check_range(where, "batch_size", self.batch_size, 2, 4096)  # CKA needs 2 images
+        if self.batch_size < 2:
+            raise ConfigError(f"{where}: CKA needs a batch of at least 2 images, got "
+                              f"batch_size = {self.batch_size}")
+        check_range(where, "batch_size", self.batch_size, 2, 4096)
         check_range(where, "pool_factor", self.pool_factor, 1, 1024)
         check_seed(where, "batch_seed", self.batch_seed)
         check_range(where, "steps", self.steps, 0, 100_000)

@@ -70,11 +70,11 @@ def test_rmi_config_scores_reproduce(mo_result, root):
     """A fresh estimator with the same settings gives the same score to the found arch."""
     import jax
 
-    from jaxnas.methods.fitness import build_rmi_estimator
+    from jaxnas.estimators import make_estimator
     from jaxnas.spaces import nb201
 
     row = next(r for r in mo_result.rows if r["method"] == "mo_hdnas" and r["constraint_q"] == 1.0)
-    est = build_rmi_estimator({**RMI, "data_dir": str(root)})
+    est = make_estimator("rmi", settings={**RMI, "data_dir": str(root)})
     try:
         assert est.setup["batch_indices"] == mo_result.meta["estimator_setup"]["batch_indices"]
         arch = np.asarray(nb201.from_str(row["arch"]))[None]

@@ -25,7 +25,7 @@ d = np.load(sys.argv[1])
 ndev = int(sys.argv[3])
 assert len(jax.devices()) == ndev and jax.default_backend() == "cpu", jax.devices()
 est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=4, N=1,
-                   observe=2)
+                   steps=2)
 assert est.loopsafe, "the CPU default (loop-safe conv VJPs) is what this test checks"
 key = jax.random.PRNGKey(5)
 np.savez(sys.argv[2], scores=np.asarray(est.evaluate(key, d["archs"])),

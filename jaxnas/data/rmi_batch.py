@@ -19,6 +19,7 @@ from jaxnas.config import RMISettings, parse
 from jaxnas.data.datasets import DATASETS, load_dataset, load_npz_split
 from jaxnas.data.reference import Reference, load_reference, reference_for_dataset
 from jaxnas.data.selection import select_lowest_loss_batch
+from jaxnas.data.train import ON_THE_FLY, ensure_reference
 
 
 def prepare_rmi_batch(settings: RMISettings | Mapping[str, Any] | None = None,
@@ -58,6 +59,8 @@ def prepare_rmi_batch(settings: RMISettings | Mapping[str, Any] | None = None,
         num_classes = DATASETS[s.dataset][0]
     if reference is not None:
         ref = reference
+    elif s.reference in ON_THE_FLY:  # e.g. the quickstart's digits ResNet-8: trained once
+        ref = load_reference(ensure_reference(s.reference, log=log))
     elif s.reference:
         ref = load_reference(s.reference, root=s.data_dir)
     else:
@@ -75,6 +78,9 @@ def prepare_rmi_batch(settings: RMISettings | Mapping[str, Any] | None = None,
     info = {"dataset": s.dataset, "data_source": source, "reference": ref.name,
             "num_classes": num_classes, "batch_indices": [int(i) for i in det["indices"]],
             "batch_reference_loss_max": float(np.max(np.asarray(det["loss"])))}
+    acc = ref.info.get("test_accuracy", ref.info.get("reported_test_accuracy"))
+    if acc is not None:
+        info["reference_test_accuracy"] = float(acc)
     if log is not None:
         log(f"rmi: {s.batch_size} lowest-loss {s.dataset} images ({source}) under reference "
             f"{ref.name}; max reference loss in the batch {info['batch_reference_loss_max']:.3g}")
