@@ -45,6 +45,8 @@ from jaxnas.methods.problem import (
     mark_seen,
     objectives,
     population_stats,
+    score_range,
+    update_best_feasible,
 )
 from jaxnas.spaces import nb201
 
@@ -148,20 +150,11 @@ class Search(Algorithm):
             return jnp.where(F[:, 1] <= params.T[0], s_norm, 1000.0 + p)
         return s_norm + params.lam * p
 
-    def _history(self, codes, F, params, arch, score):
-        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
-        better = new["score"] < score
-        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
-
     def _init(self, key, pop, F, params: Params) -> SearchState:
-        s = jnp.where(jnp.isfinite(F[:, 0]), F[:, 0], jnp.nan)
-        s_min, s_max = jnp.nanmin(s), jnp.nanmax(s)
-        s_range = jnp.where(s_max > s_min, s_max - s_min, 1.0)
-        s_min = jnp.where(jnp.isfinite(s_min), s_min, 0.0)
+        s_min, s_range = score_range(F)
         ga = self.ga.init(key, pop, self.fitness(F, params, s_min, s_range), params.ga)
         codes = self.decode(pop)
-        arch, score = self._history(codes, F, params, jnp.zeros((1, nb201.NUM_EDGES), jnp.int32),
-                                    jnp.full((1,), jnp.inf))
+        arch, score = update_best_feasible(codes, F, params.T)
         return SearchState(**initial_fields(pop.shape[1:], pop.dtype), ga=ga, s_min=s_min,
                            s_range=s_range, seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
                            objectives=F, hist_arch=arch, hist_score=score)
@@ -175,7 +168,7 @@ class Search(Algorithm):
         ga, metrics = self.ga.tell(key, pop, J, state.ga, params.ga)
         codes = self.decode(pop)
         seen = mark_seen(state.seen, codes)
-        arch, score = self._history(codes, F, params, state.hist_arch, state.hist_score)
+        arch, score = update_best_feasible(codes, F, params.T, state.hist_arch, state.hist_score)
         return state.replace(ga=ga, seen=seen, objectives=F, hist_arch=arch,
                              hist_score=score), {
             "best_J": metrics["best_fitness"], "mean_J": metrics["mean_fitness"],

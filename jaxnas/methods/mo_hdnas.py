@@ -42,6 +42,7 @@ from jaxnas.methods.problem import (
     mark_seen,
     objectives,
     population_stats,
+    update_best_feasible,
 )
 from jaxnas.spaces import nb201
 
@@ -126,16 +127,9 @@ class Search(Algorithm):
     def decode(self, population):
         return self.nsga.decode(population)
 
-    def _history(self, codes, F, params, arch, score):
-        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
-        better = new["score"] < score
-        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
-
     def _init(self, key, pop, F, params: Params) -> SearchState:
         codes = self.decode(pop)
-        q = params.T.shape[0]
-        arch, score = self._history(codes, F, params, jnp.zeros((q, nb201.NUM_EDGES), jnp.int32),
-                                    jnp.full((q,), jnp.inf))
+        arch, score = update_best_feasible(codes, F, params.T)
         return SearchState(**initial_fields(pop.shape[1:], pop.dtype),
                            nsga=self.nsga.init(key, pop, F, params.nsga),
                            seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
@@ -150,7 +144,7 @@ class Search(Algorithm):
 
     def _tell(self, key, pop, F, state: SearchState, params: Params):
         codes = self.decode(pop)
-        arch, score = self._history(codes, F, params, state.hist_arch, state.hist_score)
+        arch, score = update_best_feasible(codes, F, params.T, state.hist_arch, state.hist_score)
         nsga, metrics = self.nsga.tell(key, pop, F, state.nsga, params.nsga)
         seen = mark_seen(state.seen, codes)
         return state.replace(nsga=nsga, seen=seen, hist_arch=arch, hist_score=score), {

@@ -329,6 +329,29 @@ def mark_seen(seen: jax.Array, codes: jax.Array) -> jax.Array:
     return seen.at[nb201.index_jax(codes)].set(True)
 
 
+def update_best_feasible(codes, F, limits, arch=None, score=None):
+    """Keep, per threshold, the lowest-score feasible architecture seen so far.
+
+    ``F = [s, c, ...]`` of ``codes``; ``arch`` ``(Q, 6)`` and ``score`` ``(Q,)`` are the best so
+    far (None: nothing yet). Returns the updated ``(arch, score)``.
+    """
+    if arch is None:
+        arch = jnp.zeros((limits.shape[0], nb201.NUM_EDGES), jnp.int32)
+        score = jnp.full((limits.shape[0],), jnp.inf, jnp.float32)
+    new = best_feasible(codes, F[:, 0], F[:, 1], limits)
+    better = new["score"] < score
+    return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
+
+
+def score_range(F):
+    """``(s_min, s_range)`` of the finite scores ``F[:, 0]`` of a first population, for the
+    normalised score ``(s - s_min) / s_range`` (range 1 when all scores are equal)."""
+    s = jnp.where(jnp.isfinite(F[:, 0]), F[:, 0], jnp.nan)
+    s_min, s_max = jnp.nanmin(s), jnp.nanmax(s)
+    s_range = jnp.where(s_max > s_min, s_max - s_min, 1.0)
+    return jnp.where(jnp.isfinite(s_min), s_min, 0.0), s_range
+
+
 def best_feasible(codes, scores, cost, limits):
     """Per constraint: the lowest finite score among members with ``cost <= T``.
 

@@ -23,10 +23,10 @@ from jaxnas.methods.problem import (
     MethodSearch,
     Problem,
     ProblemConfig,
-    best_feasible,
     mark_seen,
     objectives,
     population_stats,
+    update_best_feasible,
 )
 from jaxnas.spaces import nb201
 
@@ -74,16 +74,9 @@ class Search(Algorithm):
     def decode(self, population):
         return self.rs.decode(population)
 
-    def _update(self, codes, F, params, arch, score):
-        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
-        better = new["score"] < score
-        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
-
     def _init(self, key, pop, F, params: Params) -> SearchState:
         codes = self.decode(pop)
-        q = params.T.shape[0]
-        arch, score = self._update(codes, F, params, jnp.zeros((q, nb201.NUM_EDGES), jnp.int32),
-                                   jnp.full((q,), jnp.inf))
+        arch, score = update_best_feasible(codes, F, params.T)
         return SearchState(**initial_fields(pop.shape[1:], pop.dtype),
                            rs=self.rs.init(key, pop, F, {}),
                            seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
@@ -95,7 +88,7 @@ class Search(Algorithm):
 
     def _tell(self, key, pop, F, state: SearchState, params: Params):
         codes = self.decode(pop)
-        arch, score = self._update(codes, F, params, state.best_arch, state.best_score)
+        arch, score = update_best_feasible(codes, F, params.T, state.best_arch, state.best_score)
         rs, _ = self.rs.tell(key, pop, F, state.rs, {})
         seen = mark_seen(state.seen, codes)
         return state.replace(rs=rs, seen=seen, best_arch=arch, best_score=score), {

@@ -34,10 +34,11 @@ from jaxnas.methods.problem import (
     MethodSearch,
     Problem,
     ProblemConfig,
-    best_feasible,
     mark_seen,
     objectives,
     population_stats,
+    score_range,
+    update_best_feasible,
 )
 from jaxnas.spaces import nb201
 
@@ -100,19 +101,10 @@ class Search(Algorithm):
         return jnp.where(F[:, 1] <= T[0], (F[:, 0] - s_min) / s_range,
                          1000.0 + (F[:, 1] - T[0]) / t)
 
-    def _best(self, codes, F, params, arch, score):
-        new = best_feasible(codes, F[:, 0], F[:, 1], params.T)
-        better = new["score"] < score
-        return jnp.where(better[:, None], new["arch"], arch), jnp.where(better, new["score"], score)
-
     def _init(self, key, pop, F, params: Params) -> SearchState:
-        s = jnp.where(jnp.isfinite(F[:, 0]), F[:, 0], jnp.nan)
-        s_min, s_max = jnp.nanmin(s), jnp.nanmax(s)
-        s_range = jnp.where(s_max > s_min, s_max - s_min, 1.0)
-        s_min = jnp.where(jnp.isfinite(s_min), s_min, 0.0)
+        s_min, s_range = score_range(F)
         codes = self.decode(pop)
-        arch, score = self._best(codes, F, params, jnp.zeros((1, nb201.NUM_EDGES), jnp.int32),
-                                 jnp.full((1,), jnp.inf))
+        arch, score = update_best_feasible(codes, F, params.T)
         rea = self.rea.init(key, pop, self.fitness(F, params.T, s_min, s_range), params.rea)
         return SearchState(**initial_fields(pop.shape[1:], pop.dtype), rea=rea, s_min=s_min,
                            s_range=s_range, seen=mark_seen(jnp.zeros(nb201.NUM_ARCHS, bool), codes),
@@ -126,7 +118,7 @@ class Search(Algorithm):
         codes = self.decode(pop)
         J = self.fitness(F, params.T, state.s_min, state.s_range)
         rea, _ = self.rea.tell(key, pop, J, state.rea, params.rea)
-        arch, score = self._best(codes, F, params, state.best_arch, state.best_score)
+        arch, score = update_best_feasible(codes, F, params.T, state.best_arch, state.best_score)
         seen = mark_seen(state.seen, codes)
         b = self.rea.batch
         last_F = jnp.concatenate([state.last_F[b:], F], axis=0)
