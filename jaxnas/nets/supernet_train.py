@@ -27,6 +27,7 @@ Evaluation runs forward convolutions only inside its scan, which that finding fo
 from __future__ import annotations
 
 import math
+import zlib
 from functools import partial
 from typing import Any, Callable, Iterable
 
@@ -87,17 +88,57 @@ class SupernetState:
     batch_stats: Any
 
 
+def _leaf_init(seed: np.ndarray, path: tuple[str, ...], sd, parent: dict) -> np.ndarray:
+    """PyTorch default init of one leaf from its name (see :func:`init_variables`)."""
+    name = path[-1]
+    if name in ("scale", "var"):
+        return np.ones(sd.shape, sd.dtype)
+    if name in ("bias", "mean"):
+        return np.zeros(sd.shape, sd.dtype)
+    sib = {"conv_bias": "kernel", "classifier_bias": "classifier_kernel"}.get(name, name)
+    fan_in = int(np.prod(parent[sib].shape[:-1]))
+    tag = zlib.crc32("/".join(path).encode())
+    rng = np.random.default_rng([*seed.tolist(), tag])
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, sd.shape).astype(sd.dtype)
+
+
+def init_variables(key: jax.Array, model, image_shape=(32, 32, 3)) -> dict:
+    """PyTorch-default initial variables of a supernet without running its forward pass.
+
+    ``jax.eval_shape`` of ``model.init`` gives the variable tree; every leaf is then drawn on
+    the host by its name: kernels (``kernel``, ``stem_kernel``, ``dw``, ``pw``, ``kernel_1/2``,
+    ``classifier_kernel``) ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in`` the product of
+    all but the last (output) axis; ``conv_bias`` / ``classifier_bias`` the bound of their
+    kernel; BN ``scale`` 1, ``bias`` 0, running ``mean`` 0, ``var`` 1. Each leaf's stream is
+    seeded by ``(key, crc32(path))``. (Flax's own jitted ``init`` of the DARTS network took
+    minutes to compile on this CPU; eager init tens of seconds.)
+    """
+    x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+    alpha = jax.ShapeDtypeStruct(tuple(model.alpha_shape), jnp.float32)
+    abstract = jax.eval_shape(partial(model.init, train=False), key, x, alpha)
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    seed = np.asarray(key, np.uint32).ravel()
+
+    def build(node, prefix):
+        return {k: build(v, prefix + (k,)) if isinstance(v, dict)
+                else jnp.asarray(_leaf_init(seed, prefix + (k,), v, node))
+                for k, v in node.items()}
+
+    return build(jax.tree_util.tree_map(lambda a: a, dict(abstract)), ())
+
+
 def init_supernet(key: jax.Array, model, optimizer: optax.GradientTransformation,
                   image_shape=(32, 32, 3)) -> SupernetState:
-    """Initial weights (PyTorch default init), optimiser state and BN statistics.
+    """Initial weights (PyTorch default init, :func:`init_variables`), optimiser state and
+    BN statistics.
 
     Args:
         key: PRNG key. model: a supernet module with an ``alpha_shape`` property.
         optimizer: from :func:`make_optimizer`. image_shape: (H, W, C) of one image.
     """
-    x = jnp.zeros((2, *image_shape), jnp.float32)
-    alpha = jnp.zeros(model.alpha_shape, jnp.float32)
-    variables = model.init(key, x, alpha, train=False)
+    variables = init_variables(key, model, image_shape)
     weights = variables["params"]
     return SupernetState(weights, optimizer.init(weights), variables.get("batch_stats", {}))
 
