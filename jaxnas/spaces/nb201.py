@@ -183,6 +183,31 @@ def decode_alpha(alpha: jax.Array) -> jax.Array:
     return jnp.argmax(alpha, axis=-1).astype(jnp.int32)
 
 
+def discretize(alpha_or_codes, mask=None) -> jax.Array:
+    """EvNAS NB201 decoding for a supernet: the one-hot ``alpha_hat`` of the per-edge argmax.
+
+    METHODS.md 0.2 (EvNAS ``train_searchNAS201.py``): per-edge argmax (``none`` allowed, no
+    top-k rule), one-hot; the supernet then applies its softmax to ``alpha_hat`` as to any
+    alpha, so the chosen op weighs ``e / (e + 4)`` and the others ``1 / (e + 4)``.
+
+    Args:
+        alpha_or_codes: float ``(..., 6, 5)`` / ``(..., 30)`` alphas, or int ``(..., 6)`` codes
+            (already decoded; just one-hot encoded).
+        mask: optional bool ``(6, 5)``: the ops each edge carries (pEvoNAS's shrunk space);
+            the argmax runs over those only.
+    Returns:
+        float32 ``(..., 6, 5)`` one-hot.
+    """
+    a = jnp.asarray(alpha_or_codes)
+    if jnp.issubdtype(a.dtype, jnp.integer):
+        return one_hot(a)
+    if a.shape[-1] == NUM_EDGES * NUM_OPS:
+        a = jnp.reshape(a, a.shape[:-1] + (NUM_EDGES, NUM_OPS))
+    if mask is not None:
+        a = jnp.where(jnp.asarray(mask, bool), a, -jnp.inf)
+    return one_hot(decode_alpha(a))
+
+
 # ---------------------------------------------------------------------------- NASLib
 
 
