@@ -42,15 +42,14 @@ sys.path.insert(0, str(REPO))
 
 #: jaxnas variants: name -> (method, config overrides)
 VARIANTS = {
-    "hw_evrsnas (paper-like: two-sided, lam 1, tournament 10)": (
-        "hw_evrsnas", {"penalty": "two_sided", "lam": 1.0, "tournament_size": 10}),
-    "hw_evrsnas (hinge, lam 10, tournament 2)": (
-        "hw_evrsnas", {"penalty": "hinge", "lam": 10.0, "tournament_size": 2}),
-    "mo_hdnas (alpha, chi, final population)": (
-        "mo_hdnas", {"genome": "alpha", "select_from": "population"}),
-    "mo_hdnas (alpha, chi, history)": ("mo_hdnas", {"genome": "alpha", "select_from": "history"}),
-    "mo_hdnas (categorical, chi, history)": (
-        "mo_hdnas", {"genome": "categorical", "select_from": "history"}),
+    "hw_evrsnas (default: hinge, lam 10, tournament 2, 10 elites, dedup, history)": (
+        "hw_evrsnas", {}),
+    "hw_evrsnas (EvNAS GA: two-sided, lam 1, tournament 10, 1 elite, elite answer)": (
+        "hw_evrsnas", {"penalty": "two_sided", "lam": 1.0, "tournament_size": 10,
+                       "num_elites": 1, "eliminate_duplicates": False, "answer": "objective"}),
+    "mo_hdnas (default: categorical, chi nearest, history)": ("mo_hdnas", {}),
+    "mo_hdnas (METHODS.md 6: alpha SBX/PM, chi 5-NN, final population)": (
+        "mo_hdnas", {"genome": "alpha", "chi_mode": "knn", "select_from": "population"}),
 }
 PROTOCOLS = {"oracle": "cifar10_test_acc", "hp12": "cifar10_valid_acc_hp12"}
 
