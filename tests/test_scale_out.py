@@ -11,9 +11,11 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
+from jaxnas.estimators.rmi import RMIEstimator
 from tests.conftest import REPO
 
 # The 'mask' configuration of tests/test_rmi.py::test_mask_strategy_is_traceable (C=4, N=1,
@@ -64,10 +66,6 @@ def test_one_device_equals_eight_devices(rmi_batch, tmp_path):
     ``XLA_FLAGS=--xla_force_host_platform_device_count=8``) give the scores and the whole loss
     trajectories of one device (this process). Issue 14: the 8-device run crashed with
     'Custom VJP bwd rule must produce an output with the same type ...'."""
-    import jax
-
-    from jaxnas.estimators.rmi import RMIEstimator
-
     if len(jax.devices()) != 1 or jax.default_backend() != "cpu":
         pytest.skip(f"the 1-device reference runs in this process, which has {jax.devices()}")
     x, y, f = rmi_batch
@@ -184,10 +182,6 @@ def test_two_processes_rmi_mask_equals_one_device(tmp_path):
     """RMI 'mask' over a mesh of two processes x 2 CPU devices (3 members padded to 4) gives
     every process the scores of one device. (Slow: three compilations of the 'mask' program,
     about 1-4 min on 2 cores.)"""
-    import jax
-
-    from jaxnas.estimators.rmi import RMIEstimator
-
     if len(jax.devices()) != 1 or jax.default_backend() != "cpu":
         pytest.skip(f"the 1-device reference runs in this process, which has {jax.devices()}")
     rng = np.random.default_rng(0)
