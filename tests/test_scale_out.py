@@ -146,7 +146,8 @@ def test_two_processes_evaluate_one_population_over_a_global_mesh():
     ``jax.distributed.initialize(coordinator_address, num_processes, process_id)``: the
     'pop' mesh spans all 4 devices, a population (padded to 8) is sharded over it, each
     device scores its members (a table estimator) and a psum crosses processes (JAX's CPU
-    collectives, gloo). Every process checks the gathered scores and the sum."""
+    collectives, gloo). Every process checks the gathered scores and the sum. (The programs
+    are tiny, so both processes reach the collective well within gloo's 30 s set-up timeout.)"""
     port = _free_port()
     procs = [
         subprocess.Popen([sys.executable, "-c", _DIST_SCRIPT, str(port), str(pid)],
@@ -158,54 +159,3 @@ def test_two_processes_evaluate_one_population_over_a_global_mesh():
     for pid, out in enumerate(outs):
         assert f"process {pid}: ok, 4 devices" in out, out[-3000:]
         assert str(REPO / "jaxnas") in out, out[-3000:]  # the checkout under test
-
-
-_DIST_RMI_SCRIPT = """
-import sys, numpy as np, jax
-port, pid = sys.argv[1], int(sys.argv[2])
-jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
-                           process_id=pid, initialization_timeout=60)
-from jaxnas.estimators.rmi import RMIEstimator
-d = np.load(sys.argv[3])
-assert jax.device_count() == 4 and jax.process_count() == 2
-est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=2, N=1,
-                   observe=1)
-s = est.evaluate(jax.random.PRNGKey(5), d["archs"])
-assert s.is_fully_replicated, s.sharding  # every process gets all scores
-np.save(sys.argv[4], np.asarray(s))
-jax.distributed.shutdown()
-"""
-
-
-@pytest.mark.slow
-def test_two_processes_rmi_mask_equals_one_device(tmp_path):
-    """RMI 'mask' over a mesh of two processes x 2 CPU devices (3 members padded to 4) gives
-    every process the scores of one device. (Slow: three compilations of the 'mask' program,
-    about 1-4 min on 2 cores.)"""
-    if len(jax.devices()) != 1 or jax.default_backend() != "cpu":
-        pytest.skip(f"the 1-device reference runs in this process, which has {jax.devices()}")
-    rng = np.random.default_rng(0)
-    d = dict(x=rng.normal(size=(8, 8, 8, 3)).astype(np.float32), y=np.arange(8) % 10,
-             f0=rng.normal(size=(8, 4)).astype(np.float32),
-             f1=rng.normal(size=(8, 4)).astype(np.float32),
-             f2=rng.normal(size=(8, 4)).astype(np.float32), archs=ARCHS)
-    np.savez(tmp_path / "in.npz", **d)
-    port = _free_port()
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _DIST_RMI_SCRIPT, str(port), str(pid),
-                          str(tmp_path / "in.npz"), str(tmp_path / f"out{pid}.npy")],
-                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for pid in (0, 1)
-    ]
-    try:
-        one = np.asarray(RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask",
-                                      C=2, N=1, observe=1).evaluate(jax.random.PRNGKey(5), ARCHS))
-    except BaseException:
-        for p in procs:
-            p.kill()
-            p.wait()
-        raise
-    _wait(procs, timeout=900)
-    for pid in (0, 1):
-        np.testing.assert_allclose(np.load(tmp_path / f"out{pid}.npy"), one, rtol=1e-6, atol=0)
