@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
+from jaxnas import parallel
 from jaxnas.nets import MixedTinyNetwork, TinyNetwork, nb201, ops, single_path_params
 from jaxnas.spaces import nb201 as space
 from tests.conftest import REPO, require_data
@@ -224,10 +226,6 @@ def test_loopsafe_convs_under_shard_map_with_a_replicated_input():
     manual-axis type (issue 14: 'Custom VJP bwd rule must produce an output with the same
     type ...'), and the same kernel gradients as XLA's autodiff outside ``shard_map``. Any
     device count shows it (a 1-device mesh too); the 8-device run is in test_rmi.py."""
-    from jax.sharding import PartitionSpec as P
-
-    from jaxnas import parallel
-
     mesh = parallel.pop_mesh()
     n = 2 * len(jax.devices())
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(2), 3)

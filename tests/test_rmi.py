@@ -152,37 +152,6 @@ def test_mask_strategy_is_traceable(rmi_batch):
     np.testing.assert_allclose(eager, composed.evaluate(jax.random.PRNGKey(3), MASK_ARCHS), rtol=2e-4)
 
 
-_MULTI_DEVICE_SCRIPT = """
-import sys, numpy as np, jax
-from jaxnas.estimators.rmi import RMIEstimator
-d = np.load(sys.argv[1])
-assert len(jax.devices()) == 8, jax.devices()
-est = RMIEstimator(d["x"], d["y"], [d["f0"], d["f1"], d["f2"]], strategy="mask", C=4, N=1, steps=1)
-np.save(sys.argv[2], np.asarray(est.evaluate(jax.random.PRNGKey(5), d["archs"])))
-"""
-
-
-@pytest.mark.slow
-def test_one_device_equals_eight_devices(rmi_batch, tmp_path):
-    """The population (5 members, padded to 8) sharded over 8 host devices gives the same
-    scores as one device. (Slow: a subprocess with 8 host devices compiles the 'mask'
-    program again, ~30-60 s.)"""
-    import os
-    import subprocess
-    import sys
-
-    x, y, f = rmi_batch
-    archs = np.array([[3, 2, 4, 1, 0, 3], [0, 4, 2, 3, 1, 2], [1, 1, 1, 1, 1, 1], [4, 0, 0, 3, 0, 2], [2, 3, 3, 4, 4, 0]])
-    np.savez(tmp_path / "in.npz", x=x, y=y, f0=f[0], f1=f[1], f2=f[2], archs=archs)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    subprocess.run([sys.executable, "-c", _MULTI_DEVICE_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "out.npy")],
-                   env=env, check=True, timeout=600)
-    eight = np.load(tmp_path / "out.npy")
-    one = np.asarray(RMIEstimator(x, y, f, strategy="mask", C=4, N=1, steps=1).evaluate(jax.random.PRNGKey(5), archs))
-    assert eight.shape == (5,)
-    np.testing.assert_allclose(eight, one, rtol=1e-5)
-
-
 def test_worker_processes_give_the_same_scores(rmi_batch):
     """'composed' with a worker process (members trained in parallel, handed out one at a
     time) gives the scores of one process: member p always starts from fold_in(key, p)."""
