@@ -39,12 +39,13 @@ def _add_table(sub):
         help="list the columns of a table and their coverage",
         description="Print every column with its number of known (non-NaN) architectures, "
                     "min, max, unit and source file, then which of the six HW-NAS-Bench devices "
-                    "the table has per dataset. Without PATH: the folder $JAXNAS_DATA_DIR plus "
+                    "the table has per dataset. Without PATH: the data folder ($JAXNAS_DATA_DIR, else "
+                    "../shared/data beside a source checkout) plus "
                     "the tables imported into the jaxnas cache.",
     )
     info.add_argument("path", nargs="?", default=None,
                       help="a table file (.csv, .csv.gz, .pickle, .npz) or a folder of them "
-                           "(default: $JAXNAS_DATA_DIR and imported tables)")
+                           "(default: the data folder and imported tables)")
     info.set_defaults(func=_table_info)
     imp = tsub.add_parser(
         "import",
@@ -123,7 +124,8 @@ def _add_train_reference(sub):
     p.add_argument("--augment", default="auto", choices=("auto", "flip-crop", "crop", "none"),
                    help="training augmentation; auto: flip-crop for CIFAR, crop for MNIST, none for digits")
     p.add_argument("--data-dir", default=None,
-                   help="folder with local .npz datasets (default $JAXNAS_DATA_DIR)")
+                   help="folder with local .npz datasets (default: $JAXNAS_DATA_DIR, else "
+                        "../shared/data beside a source checkout, else ~/.cache/jaxnas/data)")
     p.add_argument("--source", default="auto", choices=("auto", "npz", "tfds"),
                    help="where to read the dataset: local npz if present else tfds (auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
