@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxnas.compress import cli as _compress_cli
+
 
 class UsageError(Exception):
     """Bad user input found after parsing (an unknown name in a config, say): exit 2."""
@@ -352,7 +354,12 @@ def _report(args):
     print(runs.describe(data))
 
 
-_COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report]
+def _add_compress(sub):
+    _compress_cli.add_parser(sub, UsageError)
+
+
+_COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report,
+             _add_compress]
 
 
 def build_parser() -> argparse.ArgumentParser:
