@@ -160,15 +160,19 @@ def _cfg(**kw):
 
 def test_run_is_deterministic_by_seed():
     data = _tiny_data()
-    a = run_sweep(_cfg(), data)
-    b = run_sweep(_cfg(), data)
-    c = run_sweep(_cfg(seeds=[1]), data)
+    a = run_sweep(_cfg(schedule="iterative", iterative_steps=2), data)
+    b = run_sweep(_cfg(schedule="iterative", iterative_steps=2), data)
+    c = run_sweep(_cfg(seeds=[1], schedule="iterative", iterative_steps=2), data)
     key = lambda r: (r["accuracy"], r["params_nonzero"], r["flops"], r["kl_total"])
     assert [key(r) for r in a["rows"]] == [key(r) for r in b["rows"]]
     assert a["diagnostics"][1]["kl_per_latent"] == b["diagnostics"][1]["kl_per_latent"]
     np.testing.assert_array_equal(a["traversals"]["beta=2"]["images"],
                                   b["traversals"]["beta=2"]["images"])
     assert a["diagnostics"][1]["kl_per_latent"] != c["diagnostics"][1]["kl_per_latent"]
+    # iterative: two reported steps per nonzero sparsity, the last one at the target
+    st = [r for r in a["steps"] if r["model"] == "beta=2" and r["target_sparsity"] == 0.8]
+    assert [r["step"] for r in st] == [1, 2] and st[0]["sparsity"] < st[1]["sparsity"]
+    assert abs(st[1]["sparsity"] - 0.8) < 1e-3 and st[1]["flops"] < st[0]["flops"]
 
 
 @pytest.mark.parametrize("text, key", [
@@ -227,8 +231,8 @@ def test_cli_mnist_writes_outputs(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "MNIST caveat" in stdout
     names = {p.name for p in out.iterdir()}
-    assert {"sweep.csv", "summary.csv", "accuracy_vs_sparsity.png", "traversals",
-            "run.json"} <= names
+    assert {"sweep.csv", "summary.csv", "prune_steps.csv", "accuracy_vs_sparsity.png",
+            "traversals", "run.json"} <= names
     assert (out / "traversals" / "beta4.png").stat().st_size > 1000
     run = json.loads((out / "run.json").read_text())  # strict JSON
     assert run["seeds"] == [0] and run["config"]["betas"] == [4.0]

@@ -7,6 +7,8 @@ nothing in ``--out``):
 
 - ``sweep.csv``: one row per (model, seed, sparsity);
 - ``summary.csv``: mean and standard deviation over seeds per (model, sparsity);
+- ``prune_steps.csv``: every pruning step (several per row with the iterative schedule): its
+  sparsity, accuracy before and after fine-tuning, nonzero parameters and FLOPs;
 - ``accuracy_vs_sparsity.png``: one line per beta plus the control, error bars = seed std;
 - ``traversals/<model>.png``: latent traversal grids (first seed);
 - ``run.json``: every setting, the seeds, the data source (and its caveat), diagnostics,
@@ -155,6 +157,7 @@ def write_outputs(tmp: Path, cfg: CompressConfig, result: dict, info: dict) -> d
     summary = summarise(rows)
     _write_csv(tmp / "sweep.csv", rows)
     _write_csv(tmp / "summary.csv", summary)
+    _write_csv(tmp / "prune_steps.csv", result["steps"])
     caveat = info["data"]["caveat"]
     title = (f"{cfg.dataset}: accuracy vs sparsity ({cfg.schedule}, fine-tune "
              f"{cfg.finetune_steps} steps), mean ± std over {len(cfg.seeds)} seed(s)"
@@ -204,7 +207,8 @@ def add_parser(sub, usage_error: type[Exception]) -> argparse.ArgumentParser:
                     "L1 magnitude to every sparsity (one-shot or iterative, optional "
                     "fine-tuning) and measure accuracy, nonzero parameters and FLOPs; record "
                     "per-latent KL, active units, total correlation and latent traversals. "
-                    "Writes sweep.csv, summary.csv, accuracy_vs_sparsity.png, traversals/*.png "
+                    "Writes sweep.csv, summary.csv, prune_steps.csv, accuracy_vs_sparsity.png, "
+                    "traversals/*.png "
                     "and run.json to --out (atomically).")
     p.add_argument("--config", required=True,
                    help="TOML file (configs/compress_*.toml; unknown keys are errors)")
@@ -297,4 +301,4 @@ def run_cli(args, usage_error) -> None:
     print()
     print(describe(written["summary"], data.caveat))
     print(f"\nsweep took {seconds:.0f} s; wrote {out}/: sweep.csv, summary.csv, "
-          f"accuracy_vs_sparsity.png, traversals/, run.json")
+          f"prune_steps.csv, accuracy_vs_sparsity.png, traversals/, run.json")

@@ -127,10 +127,14 @@ def accuracy(trainer: Trainer, params, x, y, batch: int = 1000) -> float:
 
 
 def prune_and_finetune(key, trainer: Trainer, params, target: float, cfg: CompressConfig,
-                       x, y, beta: float, on_step=None):
+                       x, y, beta: float, on_step=None, on_prune_step=None):
     """Prune ``params`` (the trained dense network) to ``target`` with the configured schedule,
-    fine-tuning ``cfg.finetune_steps`` after each step. Returns (params, masks, accuracy-free
-    info: sparsity path and the params right after the last pruning step, before fine-tuning)."""
+    fine-tuning ``cfg.finetune_steps`` after each step.
+
+    ``on_prune_step(k, sparsity, params_before_finetune, params_after)`` is called after each
+    step (the sweep measures accuracy, parameters and FLOPs there). Returns (params, masks,
+    info: the sparsity path and the params right after the last pruning step, before its
+    fine-tuning)."""
     masks = ones_masks(params)
     path = sparsity_path(target, cfg.schedule, cfg.iterative_steps)
     before_ft = params
@@ -143,6 +147,8 @@ def prune_and_finetune(key, trainer: Trainer, params, target: float, cfg: Compre
             params, _ = trainer.fit(jax.random.fold_in(key, k), params, masks, x, y,
                                     cfg.finetune_steps, cfg.batch_size, beta if beta else 0.0,
                                     cfg.cls_weight, on_step)
+        if on_prune_step is not None:
+            on_prune_step(k, s, before_ft, params)
     return params, masks, {"path": path, "before_finetune": before_ft}
 
 
@@ -177,15 +183,25 @@ def run_model(seed: int, beta: float | None, trainer: Trainer, cfg: CompressConf
         xd = data.x_test[:cfg.diag_images]
         diag.update(latent_summary(k_diag, trainer.model, params, xd, cfg.active_threshold))
     dense_flops = flops(params, trainer.model)
-    rows = []
+    rows, steps_log = [], []
     for target in cfg.sparsities:
         ev("stage", model=label, seed=seed, what=f"prune {target:.0%}")
+        accs = {}
+
+        def record(k, s, before, after, target=target, accs=accs):
+            accs[k] = (accuracy(trainer, after, data.x_test, data.y_test),
+                       accuracy(trainer, before, data.x_test, data.y_test)
+                       if cfg.finetune_steps and s > 0 else None)
+            steps_log.append({"model": label, "seed": seed, "target_sparsity": float(target),
+                              "step": k + 1, "sparsity": sparsity(after, cfg.prune_scope),
+                              "accuracy": accs[k][0], "accuracy_before_finetune": accs[k][1],
+                              **count_params(after), "flops": flops(after, trainer.model)})
+
         pruned, _, info = prune_and_finetune(jax.random.fold_in(k_prune, int(target * 1e6)),
                                              trainer, params, target, cfg, data.x_train,
-                                             data.y_train, beta or 0.0, tick)
-        acc = accuracy(trainer, pruned, data.x_test, data.y_test)
-        acc0 = (accuracy(trainer, info["before_finetune"], data.x_test, data.y_test)
-                if cfg.finetune_steps and target > 0 else acc)
+                                             data.y_train, beta or 0.0, tick, record)
+        acc, acc0 = accs[len(info["path"]) - 1]
+        acc0 = acc if acc0 is None else acc0
         row = {"dataset": data.name, "model": label, "beta": beta, "seed": seed,
                "target_sparsity": float(target), "achieved_sparsity": sparsity(pruned, cfg.prune_scope),
                "schedule": cfg.schedule, "prune_steps": len(info["path"]),
@@ -197,24 +213,26 @@ def run_model(seed: int, beta: float | None, trainer: Trainer, cfg: CompressConf
                "total_correlation": diag.get("total_correlation")}
         rows.append(row)
         ev("row", row=row)
-    return {"rows": rows, "diagnostics": diag, "params": params}
+    return {"rows": rows, "steps": steps_log, "diagnostics": diag, "params": params}
 
 
 def run_sweep(cfg: CompressConfig, data: StudyData, on_event=None) -> dict:
     """The whole sweep: for every seed, the control (if configured) and every beta; each is
-    trained, diagnosed and pruned to every sparsity. Returns {'rows', 'diagnostics',
-    'traversals'}: traversals maps a beta label to {'latents', 'images'} (first seed only,
+    trained, diagnosed and pruned to every sparsity. Returns {'rows', 'steps' (one record per
+    pruning step: sparsity, accuracy, parameters, FLOPs), 'diagnostics', 'traversals'}:
+    traversals maps a beta label to {'latents', 'images'} (first seed only,
     images (rows, steps, H, W, C) in [0, 1])."""
     kw = dict(image_shape=data.image_shape, latent_dim=cfg.latent_dim, channels=cfg.channels,
               hidden=cfg.hidden, num_classes=data.num_classes)
     vae_tr = get_trainer(BetaVAE(**kw, vae=True), cfg.lr, cfg.recon) if cfg.betas else None
     ctl_tr = get_trainer(BetaVAE(**kw, vae=False), cfg.lr, cfg.recon) if cfg.control else None
-    rows, diags, trav = [], [], {}
+    rows, steps, diags, trav = [], [], [], {}
     for seed in cfg.seeds:
         runs = ([(None, ctl_tr)] if cfg.control else []) + [(b, vae_tr) for b in cfg.betas]
         for beta, tr in runs:
             res = run_model(seed, beta, tr, cfg, data, on_event)
             rows += res["rows"]
+            steps += res["steps"]
             diags.append(res["diagnostics"])
             if beta is not None and seed == cfg.seeds[0]:
                 kl = np.asarray(res["diagnostics"]["kl_per_latent"])
@@ -223,4 +241,4 @@ def run_sweep(cfg: CompressConfig, data: StudyData, on_event=None) -> dict:
                                       cfg.traversal_range, cfg.traversal_steps)
                 trav[model_label(beta)] = {"latents": lat, "kl": [float(kl[j]) for j in lat],
                                            "images": imgs}
-    return {"rows": rows, "diagnostics": diags, "traversals": trav}
+    return {"rows": rows, "steps": steps, "diagnostics": diags, "traversals": trav}
