@@ -24,6 +24,7 @@ from jaxnas.compress import (
     global_magnitude_masks,
     ones_masks,
     prunable,
+    prune,
     run_sweep,
     sparsity_path,
     total_correlation,
@@ -31,6 +32,20 @@ from jaxnas.compress import (
 from tests.conftest import require_data
 
 TINY = dict(latent_dim=3, channels=(4, 8), hidden=16)
+
+
+MODEL = BetaVAE((8, 8, 1), num_classes=3, **TINY)
+
+
+def _trainer():
+    """The one tiny model of these tests, with its compiled steps shared by all of them (the
+    sweep in test_run_is_deterministic_by_seed builds the same one), so a cold compilation
+    cache compiles it once."""
+    return get_trainer(MODEL, 1e-3, "bernoulli")
+
+
+def _init(seed):
+    return _trainer().init(jax.random.key(seed))
 
 
 def _tiny_data(n=64, seed=0, hw=8):
@@ -64,8 +79,7 @@ def test_kl_matches_closed_form():
 
 @pytest.mark.parametrize("target", [0.0, 0.1, 1 / 3, 0.5, 0.8, 0.9, 0.95, 0.999])
 def test_achieved_sparsity_equals_target(target):
-    model = BetaVAE((8, 8, 1), **TINY)
-    params = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 1)))["params"]
+    params = _init(1)
     masks = global_magnitude_masks(params, target)
     kernels = _kernels(params, masks)
     n = sum(p.size for p, _ in kernels)
@@ -89,8 +103,7 @@ def test_exact_count_with_ties_and_iterative_masks_nest():
         assert sum(int(np.sum(np.asarray(v) == 0)) for v in jax.tree.leaves(m)) == round(s * 121)
     path = sparsity_path(0.9, "iterative", 3)
     assert len(path) == 3 and math.isclose(path[-1], 0.9) and path == sorted(path)
-    model = BetaVAE((8, 8, 1), **TINY)
-    p = model.init(jax.random.key(2), jnp.zeros((1, 8, 8, 1)))["params"]
+    p = _init(2)
     prev = None
     for s in path:
         m = global_magnitude_masks(p, s, masks=prev)
@@ -102,7 +115,7 @@ def test_exact_count_with_ties_and_iterative_masks_nest():
 
 def test_masks_keep_pruned_weights_exactly_zero_through_training():
     data = _tiny_data()
-    tr = get_trainer(BetaVAE((8, 8, 1), num_classes=3, **TINY), 1e-3, "bernoulli")
+    tr = _trainer()
     params = tr.init(jax.random.key(0))
     ones = ones_masks(params)
     # dense steps first, so Adam's moments are nonzero when the masks arrive
@@ -112,7 +125,7 @@ def test_masks_keep_pruned_weights_exactly_zero_through_training():
         params, opt_state, _ = tr.step(params, opt_state, ones, data.x_train[:16],
                                        data.y_train[:16], jax.random.key(i), beta, w)
     masks = global_magnitude_masks(params, 0.7)
-    pruned = jax.tree.map(lambda p, m: p * m, params, masks)
+    pruned = prune(params, masks)
     p = pruned
     for i in range(5):
         p, opt_state, _ = tr.step(p, opt_state, masks, data.x_train[:16], data.y_train[:16],
@@ -127,15 +140,15 @@ def test_masks_keep_pruned_weights_exactly_zero_through_training():
 
 
 def test_flops_and_params_count_nonzeros():
-    model = BetaVAE((8, 8, 1), **TINY, num_classes=3)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    model = MODEL
+    params = _init(0)
     # conv0: 4x4x1x4 kernel at 4x4 outputs, conv1 4x4x4x8 at 2x2, fc 32x16, head 16x6, cls 3x3
     macs = 16 * 4 * 16 + 16 * 4 * 8 * 4 + 32 * 16 + 16 * 6 + 3 * 3
     assert flops(params, model) == 2 * macs + (4 * 16 + 8 * 4 + 16 + 6 + 3)
     c = count_params(params)
     n = 16 * 4 + 16 * 4 * 8 + 32 * 16 + 16 * 6 + 3 * 3 + (4 + 8 + 16 + 6 + 3)
     assert c["params_nonzero"] == c["params_total"] == n
-    pruned = jax.tree.map(lambda p, m: p * m, params, global_magnitude_masks(params, 0.5))
+    pruned = prune(params, global_magnitude_masks(params, 0.5))
     assert count_params(pruned)["params_nonzero"] < c["params_nonzero"]
     assert flops(pruned, model) < flops(params, model)
 

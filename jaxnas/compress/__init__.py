@@ -43,6 +43,7 @@ from jaxnas.compress.pruning import (
     masked_optimizer,
     ones_masks,
     prunable,
+    prune,
     sparsity,
     sparsity_path,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "ones_masks",
     "per_latent_kl",
     "prunable",
+    "prune",
     "planned_steps",
     "reconstruction_loss",
     "run_sweep",

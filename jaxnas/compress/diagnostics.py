@@ -68,13 +68,17 @@ def total_correlation(key, mu, logvar, dataset_size: int | None = None) -> float
     mu, logvar = jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32)
     m = mu.shape[0]
     n = m if dataset_size is None else dataset_size
+    return float(_tc(key, mu, logvar, math.log(n * m)))
+
+
+@jax.jit
+def _tc(key, mu, logvar, log_nm):
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
     # (M, M, D): log q(z_i[d] | x_k)
     lq = _log_normal(z[:, None, :], mu[None, :, :], logvar[None, :, :])
-    log_nm = math.log(n * m)
     log_qz = jax.nn.logsumexp(lq.sum(-1), axis=1) - log_nm
     log_prod = (jax.nn.logsumexp(lq, axis=1) - log_nm).sum(-1)
-    return float(jnp.mean(log_qz - log_prod))
+    return jnp.mean(log_qz - log_prod)
 
 
 def latent_summary(key, model, params, x, threshold: float = 0.01,
@@ -100,10 +104,15 @@ def traversal_grid(model, params, x0, latents, value_range: float = 3.0, steps: 
     Returns:
       (len(latents), steps, H, W, C) float32 images in [0, 1].
     """
-    mu, _ = model.apply({"params": params}, jnp.asarray(x0), method=model.encode)
-    vals = jnp.linspace(-value_range, value_range, steps)
-    rows = []
-    for j in latents:
-        z = jnp.repeat(mu, steps, axis=0).at[:, int(j)].set(vals)
-        rows.append(jax.nn.sigmoid(model.apply({"params": params}, z, method=model.decode)))
-    return np.asarray(jnp.stack(rows))
+    lat = jnp.asarray(np.asarray(latents, np.int32))
+
+    @jax.jit
+    def grid(params, x0, lat):
+        mu, _ = model.apply({"params": params}, x0, method=model.encode)
+        vals = jnp.linspace(-value_range, value_range, steps)
+        z = jnp.broadcast_to(mu, (lat.shape[0], steps, mu.shape[-1]))
+        z = jnp.where(jnp.arange(mu.shape[-1]) == lat[:, None, None], vals[None, :, None], z)
+        img = model.apply({"params": params}, z.reshape(-1, mu.shape[-1]), method=model.decode)
+        return jax.nn.sigmoid(img).reshape(lat.shape[0], steps, *img.shape[1:])
+
+    return np.asarray(grid(params, jnp.asarray(x0), lat))

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import flax.traverse_util as tu
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxnas.compress.model import INFERENCE_LAYERS, BetaVAE, layer_positions
 
 __all__ = ["apply_masks", "count_params", "flops", "global_magnitude_masks", "keep_pruned_zero",
-           "masked_optimizer", "ones_masks", "prunable", "sparsity", "sparsity_path"]
+           "masked_optimizer", "ones_masks", "prunable", "prune", "sparsity", "sparsity_path"]
 
 
 def _in_scope(layer: str, scope: str) -> bool:
@@ -53,13 +52,18 @@ def prunable(params, scope: str = "classifier"):
 
 
 def ones_masks(params):
-    """All-ones masks (the dense network)."""
-    return jax.tree.map(jnp.ones_like, params)
+    """All-ones masks (the dense network), float32 numpy leaves."""
+    return jax.tree.map(lambda p: np.ones(np.shape(p), np.float32), params)
 
 
 def apply_masks(params, masks):
-    """``params * masks``, leaf by leaf."""
+    """``params * masks``, leaf by leaf (traceable; :func:`prune` is the jitted form)."""
     return jax.tree.map(lambda p, m: p * m, params, masks)
+
+
+#: ``apply_masks`` compiled once per parameter structure (eager per-leaf products would each
+#: compile a small program).
+prune = jax.jit(apply_masks)
 
 
 def global_magnitude_masks(params, target: float, scope: str = "classifier", masks=None):
@@ -72,7 +76,7 @@ def global_magnitude_masks(params, target: float, scope: str = "classifier", mas
       masks: current masks (iterative pruning): weights already pruned stay pruned (they rank
         first); None for a one-shot step from the dense network.
     Returns:
-      a masks pytree (float32 0/1, ones outside the scope).
+      a masks pytree (float32 0/1 numpy arrays, ones outside the scope).
     """
     if not 0.0 <= target < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {target}")
@@ -93,11 +97,11 @@ def global_magnitude_masks(params, target: float, scope: str = "classifier", mas
     out, i = {}, 0
     for k in keys:
         n = flat[k].size
-        out[k] = jnp.asarray(keep[i:i + n].reshape(flat[k].shape), jnp.float32)
+        out[k] = keep[i:i + n].reshape(flat[k].shape).astype(np.float32)
         i += n
     for k, v in flat.items():
         if k not in out:
-            out[k] = jnp.ones_like(v, jnp.float32)
+            out[k] = np.ones(np.shape(v), np.float32)
     return tu.unflatten_dict(out)
 
 

@@ -34,6 +34,7 @@ from jaxnas.compress.pruning import (
     global_magnitude_masks,
     masked_optimizer,
     ones_masks,
+    prune,
     sparsity,
     sparsity_path,
 )
@@ -83,8 +84,10 @@ class Trainer:
         return self.model.init({"params": key}, x, jax.random.key(0))["params"]
 
     def init(self, key):
-        """Fresh parameters from ``key``."""
-        return self._init(key)
+        """Fresh parameters from ``key`` (jitted: one compile instead of one per op)."""
+        if not hasattr(self, "_init_jit"):
+            self._init_jit = jax.jit(self._init)
+        return self._init_jit(key)
 
     def fit(self, key, params, masks, x, y, steps: int, batch_size: int, beta: float,
             cls_weight: float, on_step: Callable[[], None] | None = None):
@@ -141,7 +144,7 @@ def prune_and_finetune(key, trainer: Trainer, params, target: float, cfg: Compre
     for k, s in enumerate(path):
         masks = global_magnitude_masks(params, s, cfg.prune_scope,
                                        masks if cfg.schedule == "iterative" else None)
-        params = apply_masks(params, masks)
+        params = prune(params, masks)
         before_ft = params
         if cfg.finetune_steps and s > 0:
             params, _ = trainer.fit(jax.random.fold_in(key, k), params, masks, x, y,
