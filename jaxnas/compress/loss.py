@@ -9,6 +9,7 @@ pixels / latents and averaged over the batch. The control classifier's loss is t
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -36,14 +37,10 @@ def reconstruction_loss(logits, x, kind: str = "bernoulli"):
     if kind == "bernoulli":
         per = optax.sigmoid_binary_cross_entropy(logits, x)
     elif kind == "gaussian":
-        per = 0.5 * jnp.square(jnp.asarray(jax_sigmoid(logits)) - x)
+        per = 0.5 * jnp.square(jax.nn.sigmoid(logits) - x)
     else:
         raise ValueError(f"unknown reconstruction loss {kind!r}; use 'bernoulli' or 'gaussian'")
     return per.reshape(per.shape[0], -1).sum(-1)
-
-
-def jax_sigmoid(v):
-    return 1.0 / (1.0 + jnp.exp(-v))
 
 
 def vae_loss(out: dict, x, y, beta, cls_weight, recon: str = "bernoulli"):
