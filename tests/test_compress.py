@@ -160,6 +160,9 @@ def test_total_correlation_of_independent_code_is_small():
     indep = total_correlation(jax.random.key(0), mu, lv)
     corr = total_correlation(jax.random.key(0), np.stack([mu[:, 0], mu[:, 0]], 1), lv)
     assert corr > indep + 0.3
+    # posteriors equal to the prior: q(z) = prod q(z_j), TC ~ 0
+    prior = total_correlation(jax.random.key(1), np.zeros((400, 3)), np.zeros((400, 3)))
+    assert abs(prior) < 0.05
 
 
 def _cfg(**kw):

@@ -4,12 +4,15 @@
   (near) zero KL carry no information ("posterior collapse").
 - Active units (Burda, Grosse and Salakhutdinov 2016): unit j is active when
   Cov_x(E_q[z_j|x]) exceeds a threshold (0.01 by default).
-- Total correlation TC = KL(q(z) || prod_j q(z_j)), estimated by minibatch-weighted sampling
-  (Chen, Li, Grosse and Duvenaud 2018, beta-TCVAE, eq. (S7) of their appendix): with M
-  samples z_i ~ q(z|x_i) from a dataset of N images,
-      log q(z_i) ~= logsumexp_k log q(z_i | x_k) - log(N M),
-  and the same per dimension for log q(z_ij); TC = mean_i [log q(z_i) - sum_j log q(z_ij)].
-  The estimator is biased for small M; compare values computed with the same M and N only.
+- Total correlation TC = KL(q(z) || prod_j q(z_j)), with q(z) the aggregate posterior of M
+  images, q(z) = (1/M) sum_k q(z|x_k) (the plug-in estimate; Chen, Li, Grosse and Duvenaud
+  2018, beta-TCVAE, use the same sums): with z_i ~ q(z|x_i),
+      log q(z_i) = logsumexp_k log q(z_i | x_k) - log M,
+  the same per dimension for log q(z_ij), and TC = mean_i [log q(z_i) - sum_j log q(z_ij)].
+  It is at most (D - 1) log M: when every posterior is much narrower than the spread of the
+  means (a sharp code) the estimate saturates there, so compare values at the same M only.
+  Passing ``dataset_size`` N gives their minibatch-weighted-sampling form instead
+  (log(N M) in place of log M), which adds (D - 1) log N.
 - Latent traversals: decode mu(x) with one latent swept over [-r, r], the others fixed.
 
 Pure functions of arrays; writing the PNG grid is the CLI's job.
@@ -56,19 +59,18 @@ def _log_normal(z, mu, logvar):
 
 
 def total_correlation(key, mu, logvar, dataset_size: int | None = None) -> float:
-    """Minibatch-weighted-sampling estimate of TC (nats) from M encodings (M, D).
+    """Estimate of the total correlation (nats) of the aggregate posterior of M encodings.
 
     Args:
       key: PRNG key for z ~ q(z|x).
       mu, logvar: (M, D) posterior parameters of M images.
-      dataset_size: N, the size of the dataset the images came from. Default M: q(z) is then
-        the aggregate posterior of exactly these M images (the plug-in estimate, which has no
-        (D - 1) log(N / M) offset from N != M; the default used by the sweep).
+      dataset_size: None (default, used by the sweep): the plug-in estimate over these M
+        images. N: Chen et al.'s minibatch-weighted sampling for a dataset of N images.
     """
     mu, logvar = jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32)
     m = mu.shape[0]
-    n = m if dataset_size is None else dataset_size
-    return float(_tc(key, mu, logvar, math.log(n * m)))
+    log_norm = math.log(m) if dataset_size is None else math.log(dataset_size * m)
+    return float(_tc(key, mu, logvar, log_norm))
 
 
 @jax.jit

@@ -132,7 +132,9 @@ def accuracy(trainer: Trainer, params, x, y, batch: int = 1000) -> float:
 def prune_and_finetune(key, trainer: Trainer, params, target: float, cfg: CompressConfig,
                        x, y, beta: float, on_step=None, on_prune_step=None):
     """Prune ``params`` (the trained dense network) to ``target`` with the configured schedule,
-    fine-tuning ``cfg.finetune_steps`` after each step.
+    fine-tuning ``cfg.finetune_steps`` after each step. Sparsity 0 is fine-tuned too, so every
+    row of a sweep has had the same number of training steps (extra training alone must not
+    look like a benefit of pruning).
 
     ``on_prune_step(k, sparsity, params_before_finetune, params_after)`` is called after each
     step (the sweep measures accuracy, parameters and FLOPs there). Returns (params, masks,
@@ -146,7 +148,7 @@ def prune_and_finetune(key, trainer: Trainer, params, target: float, cfg: Compre
                                        masks if cfg.schedule == "iterative" else None)
         params = prune(params, masks)
         before_ft = params
-        if cfg.finetune_steps and s > 0:
+        if cfg.finetune_steps:
             params, _ = trainer.fit(jax.random.fold_in(key, k), params, masks, x, y,
                                     cfg.finetune_steps, cfg.batch_size, beta if beta else 0.0,
                                     cfg.cls_weight, on_step)
@@ -159,7 +161,7 @@ def planned_steps(cfg: CompressConfig, n_train: int) -> int:
     """Total train + fine-tune steps of a sweep (for a progress bar)."""
     per_epoch = n_train // min(cfg.batch_size, n_train)
     ft = sum(len(sparsity_path(s, cfg.schedule, cfg.iterative_steps)) * cfg.finetune_steps
-             for s in cfg.sparsities if s > 0)
+             for s in cfg.sparsities)
     models = len(cfg.betas) + int(cfg.control)
     return len(cfg.seeds) * models * (cfg.epochs * per_epoch + ft)
 
@@ -194,7 +196,7 @@ def run_model(seed: int, beta: float | None, trainer: Trainer, cfg: CompressConf
         def record(k, s, before, after, target=target, accs=accs):
             accs[k] = (accuracy(trainer, after, data.x_test, data.y_test),
                        accuracy(trainer, before, data.x_test, data.y_test)
-                       if cfg.finetune_steps and s > 0 else None)
+                       if cfg.finetune_steps else None)
             steps_log.append({"model": label, "seed": seed, "target_sparsity": float(target),
                               "step": k + 1, "sparsity": sparsity(after, cfg.prune_scope),
                               "accuracy": accs[k][0], "accuracy_before_finetune": accs[k][1],
@@ -208,7 +210,7 @@ def run_model(seed: int, beta: float | None, trainer: Trainer, cfg: CompressConf
         row = {"dataset": data.name, "model": label, "beta": beta, "seed": seed,
                "target_sparsity": float(target), "achieved_sparsity": sparsity(pruned, cfg.prune_scope),
                "schedule": cfg.schedule, "prune_steps": len(info["path"]),
-               "finetune_steps": cfg.finetune_steps if target > 0 else 0,
+               "finetune_steps": cfg.finetune_steps,
                "accuracy": acc, "accuracy_before_finetune": acc0,
                **count_params(pruned), "flops": flops(pruned, trainer.model),
                "flops_dense": dense_flops,
