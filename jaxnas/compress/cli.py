@@ -209,7 +209,10 @@ def add_parser(sub, usage_error: type[Exception]) -> argparse.ArgumentParser:
                     "per-latent KL, active units, total correlation and latent traversals. "
                     "Writes sweep.csv, summary.csv, prune_steps.csv, accuracy_vs_sparsity.png, "
                     "traversals/*.png "
-                    "and run.json to --out (atomically).")
+                    "and run.json to --out (atomically).",
+        epilog="config keys (defaults): " + ", ".join(
+            f"{k} ({v})" for k, v in CompressConfig().as_dict().items() if k != "name")
+        + ". Meanings: jaxnas.compress.CompressConfig and the comments in configs/compress_*.toml.")
     p.add_argument("--config", required=True,
                    help="TOML file (configs/compress_*.toml; unknown keys are errors)")
     p.add_argument("--out", default=None,
