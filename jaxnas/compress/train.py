@@ -95,6 +95,7 @@ class Trainer:
         new seeded permutation; the last partial batch is dropped). Returns (params, metrics of
         the last step as floats)."""
         opt_state = self.tx.init(params)
+        masks = jax.device_put(masks)  # once, not at every step
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
         n = len(y)
         b = min(batch_size, n)
