@@ -13,6 +13,7 @@ import argparse
 import sys
 
 
+
 class UsageError(Exception):
     """Bad user input found after parsing (an unknown name in a config, say): exit 2."""
 
@@ -395,7 +396,14 @@ def _report(args):
             print(f"\nplots: {', '.join(str(p) for p in paths.values())}")
 
 
-_COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report]
+def _add_compress(sub):
+    from jaxnas.compress import cli as compress_cli  # lazy: keeps `jaxnas --help` fast
+
+    compress_cli.add_parser(sub, UsageError)
+
+
+_COMMANDS = [_add_quickstart, _add_table, _add_train_reference, _add_search, _add_report,
+             _add_compress]
 
 
 def build_parser() -> argparse.ArgumentParser:
