@@ -13,7 +13,6 @@ import argparse
 import sys
 
 
-
 class UsageError(Exception):
     """Bad user input found after parsing (an unknown name in a config, say): exit 2."""
 
@@ -234,7 +233,7 @@ def _quickstart(args):
     except ValueError as e:
         raise UsageError(str(e)) from e
     out = _check_out(args.out or runs.default_out_dir("quickstart"))
-    progress = runs.ConsoleProgress() if not args.no_progress else _LogOnly()
+    progress = runs.ConsoleProgress(bars=not args.no_progress)
     result = quickstart.run(cfg, progress=progress)
     paths = _write(result, out)
     print()
@@ -301,18 +300,6 @@ def _check_out(out):
 def _check_seed(seed: int) -> None:
     if not 0 <= seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {seed}")
-
-
-class _LogOnly:
-    """Log lines without progress bars (--no-progress)."""
-
-    def log(self, msg):
-        print(msg, flush=True)
-
-    def bar(self, desc, total, unit):
-        from jaxnas import runs
-
-        return runs.Progress().bar(desc, total, unit)
 
 
 def _write(result, out):

@@ -92,13 +92,16 @@ class _TqdmBar(_Bar):
 
 
 class ConsoleProgress(Progress):
-    """Log lines on stdout and tqdm bars on stderr (the CLI)."""
+    """Log lines on stdout and tqdm bars on stderr (the CLI); ``bars=False``: lines only."""
+
+    def __init__(self, bars: bool = True):
+        self.bars = bars
 
     def log(self, msg: str) -> None:
         print(msg, flush=True)
 
     def bar(self, desc: str, total: int, unit: str) -> _Bar:
-        return _TqdmBar(desc, total, unit)
+        return _TqdmBar(desc, total, unit) if self.bars else _Bar()
 
 
 # ---------------------------------------------------------------------------- results
