@@ -16,8 +16,11 @@ from tests.conftest import require_data
 
 DATA = ("nb201_accuracy.csv.gz", "nb201_hw_costs.csv.gz", "cifar10", "resnet20_cifar10.npz")
 RMI = {"C": 4, "N": 1, "steps": 3, "batch_size": 8, "pool_factor": 4, "workers": 1}
+# the paper-like MO-HDNAS settings these tests were measured with (the defaults now answer
+# from every evaluated architecture, which picks the luckiest of the noisy RMI scores)
 CONFIG = {"estimator": "rmi", "devices": ["pixel3"], "seeds": 1, "population": 4,
-          "generations": 2, "constraint_quantiles": [0.5, 1.0]}
+          "generations": 2, "constraint_quantiles": [0.5, 1.0], "genome": "alpha",
+          "chi_mode": "knn", "select_from": "population"}
 
 
 @pytest.fixture(scope="module")

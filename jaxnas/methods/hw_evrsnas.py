@@ -69,7 +69,8 @@ class Config(ProblemConfig):
 
     Attributes (besides :class:`~jaxnas.methods.problem.ProblemConfig`):
         population, generations: GA size and length (evaluations: population x (generations + 1)).
-        tournament_size, num_elites, mutation_rate, crossover_swap: EvNAS GA operators.
+        tournament_size, num_elites, mutation_rate, crossover_swap: GA operators (num_elites
+            default: a fifth of the population).
         genome: ``'categorical'`` (NB201 int[6]) or ``'alpha'`` (U(0,1) rows, argmax-decoded).
         penalty: ``'two_sided'`` (default) or ``'hinge'``.
         lam: penalty weight lambda.
@@ -81,7 +82,7 @@ class Config(ProblemConfig):
     population: int = 50
     generations: int = 50
     tournament_size: int = 2
-    num_elites: int = 10
+    num_elites: int | None = None
     mutation_rate: float = 0.1
     crossover_swap: float = 0.5
     genome: str = "categorical"
@@ -98,7 +99,7 @@ class Config(ProblemConfig):
         C.check_range(where, "population", self.population, 2, 100_000)
         C.check_range(where, "generations", self.generations, 0, 1_000_000)
         C.check_range(where, "tournament_size", self.tournament_size, 1, self.population)
-        C.check_range(where, "num_elites", self.num_elites, 0, self.population, hi_open=True)
+        C.check_range(where, "num_elites", self.elites, 0, self.population, hi_open=True)
         C.check_prob(where, "mutation_rate", self.mutation_rate)
         C.check_prob(where, "crossover_swap", self.crossover_swap)
         C.check_choice(where, "genome", self.genome, ENCODINGS)
@@ -109,6 +110,11 @@ class Config(ProblemConfig):
     @property
     def evaluations(self) -> int:
         return self.population * (self.generations + 1)
+
+    @property
+    def elites(self) -> int:
+        """``num_elites``, or by default a fifth of the population (10 of 50)."""
+        return self.num_elites if self.num_elites is not None else max(1, self.population // 5)
 
 
 @struct.dataclass
@@ -207,7 +213,7 @@ def make_search(cfg: Config, problem: Problem) -> MethodSearch:
     """HW-EvRSNAS on ``problem`` (see the algorithm box in the module docstring)."""
     # objectives: F = [s, c] from the estimator and the cell's device cost
     # algorithm: the EvNAS GA on J(F; T, lambda); T is set per cell by the grid
-    ga = GA(get_encoding(cfg.genome), cfg.population, cfg.num_elites,
+    ga = GA(get_encoding(cfg.genome), cfg.population, cfg.elites,
             eliminate_duplicates=cfg.eliminate_duplicates)
     ga_params = ga.default_params(cfg.tournament_size, cfg.mutation_rate)
     ga_params = ga_params.replace(crossover=dict(ga_params.crossover,
