@@ -248,11 +248,13 @@ def test_darts_search_network_shapes_without_compiling():
     p = v["params"]
     assert p["stem_kernel"].shape == (3, 3, 3, 6)  # stem multiplier 3
     assert p["cells_0"]["edge_0"]["sep_conv_5x5"]["op1"]["dw"].shape == (5, 5, 1, 2)
-    assert set(p["cells_0"]["edge_13"]) == {"max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3",
-                                            "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+    assert set(p["cells_0"]["edge_13"]) == {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+                                            "dil_conv_5x5"}  # BN affine=False: pools have no params
+    assert set(v["batch_stats"]["cells_0"]["edge_13"]) == {
+        "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
     assert "skip_connect" in p["cells_1"]["edge_0"]  # FactorizedReduce in a reduction edge
     assert p["cells_1"]["edge_0"]["dil_conv_3x3"]["pw"].shape == (4, 4)  # channels doubled
-    assert p["cells_2"]["preprocess0"]["kernel_1"].shape == (16, 4)  # after a reduction
+    assert p["cells_2"]["preprocess0"]["kernel_1"].shape == (8, 4)  # FactorizedReduce after a reduction
     assert p["classifier_kernel"].shape == (32, 10)  # 4 nodes x 8 channels
     out = jax.eval_shape(lambda v, x, a: m.apply(v, x, a, train=False), v,
                          jax.ShapeDtypeStruct((4, 8, 8, 3), jnp.float32),
