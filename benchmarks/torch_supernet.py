@@ -113,7 +113,8 @@ class Supernet(nn.Module):
 
 
 def _t(a, dtype=torch.float32):
-    return torch.as_tensor(np.asarray(a), dtype=dtype)
+    # a copy: jax.device_get may return views of JAX's buffers, which torch updates in place
+    return torch.tensor(np.array(a), dtype=dtype)
 
 
 def _load_rcb(m: ReLUConvBN, p: dict, s: dict | None):

@@ -14,6 +14,7 @@ import pytest
 from jaxnas.estimators import SupernetEstimator, check_estimator
 from jaxnas.nets import nb201 as nb201_net
 from jaxnas.nets import supernet_train as st
+from jaxnas.nets.darts_supernet import DartsSearchNetwork
 from jaxnas.nets.supernet import NB201Supernet, mixing_weights, op_mask
 from jaxnas.spaces import darts, nb201
 
@@ -234,3 +235,42 @@ def test_bad_inputs():
         st.make_population_eval(model, bn="eval")
     with pytest.raises(ValueError, match="alphas"):
         st.train_epoch(None, None, state, [])
+
+
+# ---------------------------------------------------------------------------- DARTS
+
+
+def test_darts_search_network_shapes_without_compiling():
+    """Shapes and parameter layout via ``jax.eval_shape`` (no XLA compile: the whole DARTS
+    search network compiles slowly on XLA:CPU; a training step is in the slow test below)."""
+    m = DartsSearchNetwork(C=2, layers=3)
+    v = st.init_variables(jax.random.PRNGKey(0), m, (8, 8, 3))
+    p = v["params"]
+    assert p["stem_kernel"].shape == (3, 3, 3, 6)  # stem multiplier 3
+    assert p["cells_0"]["edge_0"]["sep_conv_5x5"]["op1"]["dw"].shape == (5, 5, 1, 2)
+    assert set(p["cells_0"]["edge_13"]) == {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+                                            "dil_conv_5x5"}  # BN affine=False: pools have no params
+    assert set(v["batch_stats"]["cells_0"]["edge_13"]) == {
+        "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+    assert "skip_connect" in p["cells_1"]["edge_0"]  # FactorizedReduce in a reduction edge
+    assert p["cells_1"]["edge_0"]["dil_conv_3x3"]["pw"].shape == (4, 4)  # channels doubled
+    assert p["cells_2"]["preprocess0"]["kernel_1"].shape == (8, 4)  # FactorizedReduce after a reduction
+    assert p["classifier_kernel"].shape == (32, 10)  # 4 nodes x 8 channels
+    out = jax.eval_shape(lambda v, x, a: m.apply(v, x, a, train=False), v,
+                         jax.ShapeDtypeStruct((4, 8, 8, 3), jnp.float32),
+                         jax.ShapeDtypeStruct(darts.ALPHA_SHAPE, jnp.float32))
+    assert out.shape == (4, 10)
+
+
+@pytest.mark.slow
+def test_darts_train_step_and_population_eval():
+    m = DartsSearchNetwork(C=2, layers=3)
+    opt = st.make_optimizer(2, 4)
+    state = st.init_supernet(jax.random.PRNGKey(0), m, opt, (8, 8, 3))
+    step = st.make_train_step(m, opt)
+    x, y = _data(4)
+    alphas = darts.discretize(darts.sample_alpha(jax.random.PRNGKey(1), 3))
+    state, losses = st.train_epoch(None, step, state, [(x, y)] * 2, alphas=alphas)
+    assert np.all(np.isfinite(np.asarray(losses)))
+    est = SupernetEstimator(m, state.weights, state.batch_stats, x, y, bn="batch")
+    assert est.space == "darts" and est.evaluate(None, alphas).shape == (3,)

@@ -42,10 +42,24 @@ from jaxnas.data.reference import (
     trained_reference_path,
 )
 from jaxnas.data.rmi_batch import prepare_rmi_batch
+from jaxnas.data.search import (
+    BatchIterator,
+    SearchData,
+    cifar10_search_data,
+    cifar100_search_data,
+    load_split_file,
+    search_split,
+)
 from jaxnas.data.selection import per_example_cross_entropy, select_lowest_loss_batch
 from jaxnas.data.train import AUGMENTS, TrainSettings, default_augment, fit_classifier
 
 __all__ = [
+    "BatchIterator",
+    "SearchData",
+    "cifar10_search_data",
+    "cifar100_search_data",
+    "load_split_file",
+    "search_split",
     "AUGMENTS",
     "DATASETS",
     "IMAGENET_MEAN",
