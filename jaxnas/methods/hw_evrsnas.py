@@ -60,9 +60,10 @@ class Config(ProblemConfig):
     UNCONFIRMED in the paper; the defaults are the ones ``benchmarks/search_quality.py``
     measured best (benchmarks/README.md, "search quality", oracle protocol, 4 devices x 3
     constraints x 10 seeds, 2,550 evaluations): hinge penalty, lambda 10, binary tournaments,
-    10 elites, duplicates eliminated and the answer from every evaluated architecture gave
-    mean regret 0.112, every answer feasible (the EvNAS GA with the two-sided penalty,
-    lambda 1, tournament 10, 1 elite: 0.58 and 69 % feasible at 3 seeds; pymoo's GA 0.122;
+    a fifth of the population as elites, duplicates eliminated and the answer from every
+    evaluated architecture gave mean regret 0.112, every answer feasible, 1 of 12 cells worse
+    than random search (the EvNAS GA with the two-sided penalty, lambda 1, tournament 10,
+    1 elite: 0.511 and 77 % feasible, 9 of 12 cells worse; pymoo's GA 0.122, NSGA2 0.094;
     random search 0.193). The EvNAS settings stay selectable:
     ``penalty = "two_sided", lam = 1, tournament_size = 10, num_elites = 1,
     eliminate_duplicates = false, answer = "objective"``.

@@ -57,9 +57,10 @@ class Config(ProblemConfig):
     Defaults chosen by ``benchmarks/search_quality.py`` (benchmarks/README.md, "search
     quality", oracle protocol, 4 devices x 3 constraints x 10 seeds, 2,550 evaluations): the
     categorical genome, chi to the nearest member by cost and the answer from every evaluated
-    architecture gave mean regret 0.082 (0.098 with chi over 5 neighbours; the paper-like
-    alpha genome with SBX/PM, 5 neighbours and the final population 0.24 at 3 seeds; pymoo
-    NSGA2 0.094, random search 0.193). The other forms stay selectable.
+    architecture gave mean regret 0.082, no cell worse than random search (0.098 with chi
+    over 5 neighbours; the paper-like alpha genome with SBX/PM, 5 neighbours and the final
+    population 0.161, 3 of 12 cells worse than random; pymoo NSGA2 0.094, random search
+    0.193). The other forms stay selectable.
 
     Attributes (besides :class:`~jaxnas.methods.problem.ProblemConfig`):
         population, generations: NSGA-II size and length (evaluations:
