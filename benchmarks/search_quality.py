@@ -266,7 +266,7 @@ def main():
           f"{args.generations + 1} = {args.population * (args.generations + 1)} evaluations, "
           f"{args.seeds} seeds")
     allstats = {}
-    for protocol in args.protocols.split(","):
+    for protocol in filter(None, args.protocols.split(",")):
         print(f"\nprotocol {protocol}:", flush=True)
         stats, cells = run_protocol(protocol, args)
         print_protocol(protocol, stats, cells)
