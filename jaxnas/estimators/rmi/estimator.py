@@ -88,7 +88,9 @@ class RMIEstimator:
             strategy='mask', lr=0.05, dtype='float64'``. ``workers`` 0 (default): one process
             per core for 'composed' in float32, else 1; ``workers > 1``: the calling process
             plus ``workers - 1`` :class:`jaxnas.workers.WorkerPool` processes (``close()`` or
-            ``with`` stops them). ``loopsafe`` None: on CPU only ('mask').
+            ``with`` stops them; they are ``spawn`` processes, so a script that builds the
+            estimator at import time needs an ``if __name__ == "__main__":`` guard).
+            ``loopsafe`` None: on CPU only ('mask').
 
     ``evaluate(key, archs)`` takes ``(P, 6)`` op codes and returns ``(P,)`` float32 scores.
     Member p is initialised from ``jax.random.fold_in(key, p)`` (:func:`nb201.init_params`),
