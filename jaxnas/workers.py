@@ -18,8 +18,8 @@ Robustness (issue 14):
   parent's output.
 
 As with every ``spawn`` pool, the main script is imported again in the workers under the name
-``__mp_main__``: a script that starts a pool at import time needs the usual
-``if __name__ == "__main__":`` guard.
+``__mp_main__`` (a script that starts a pool at import time needs the usual
+``if __name__ == "__main__":`` guard), unless the pool is made with ``import_main=False``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import types
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -79,13 +80,17 @@ class WorkerPool:
             worker's state; run once per process.
         name: what the pool is for, in error messages (``'<name> worker process failed: ...'``).
         stdout_to_stderr: send the workers' stdout to stderr.
+        import_main: import the main script in the workers (as ``__mp_main__``, what
+            ``spawn`` does), which ``initializer`` and the task functions need when they are
+            defined there. ``False``: they must live in importable modules, and a main
+            script needs no ``if __name__ == "__main__":`` guard and is not run again.
 
     The processes start at construction and build their state in the background.
     ``close()`` (or ``with``) stops them; so does garbage collection and interpreter exit.
     """
 
     def __init__(self, processes: int, initializer: Callable, initargs: Sequence = (),
-                 name: str = "", stdout_to_stderr: bool = True):
+                 name: str = "", stdout_to_stderr: bool = True, import_main: bool = True):
         if int(processes) < 1:
             raise ValueError(f"a worker pool needs >= 1 processes, got {processes!r}")
         self.processes = int(processes)
@@ -94,13 +99,18 @@ class WorkerPool:
             self.processes, mp_context=multiprocessing.get_context("spawn"),
             initializer=_bootstrap, initargs=(initializer, tuple(initargs), stdout_to_stderr))
         self._ready = None
-        # processes are spawned (and take a copy of sys.path) in submit(): one ping each
-        saved = list(sys.path)
+        # processes are spawned in submit() (on demand, one per submit while none is idle),
+        # where they take a copy of sys.path and of the main module's name: one ping each
+        saved, main = list(sys.path), sys.modules.get("__main__")
         sys.path.insert(0, _PACKAGE_ROOT)
+        if not import_main and main is not None:
+            sys.modules["__main__"] = types.ModuleType("__main__")
         try:
             self._ready = [self._ex.submit(_ping) for _ in range(self.processes)]
         finally:
             sys.path[:] = saved
+            if main is not None:
+                sys.modules["__main__"] = main
 
     def _fail(self, cause: str):
         self.terminate()

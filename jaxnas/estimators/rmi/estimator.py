@@ -88,7 +88,9 @@ class RMIEstimator:
             strategy='mask', lr=0.05, dtype='float64'``. ``workers`` 0 (default): one process
             per core for 'composed' in float32, else 1; ``workers > 1``: the calling process
             plus ``workers - 1`` :class:`jaxnas.workers.WorkerPool` processes (``close()`` or
-            ``with`` stops them). ``loopsafe`` None: on CPU only ('mask').
+            ``with`` stops them; they never import the main script, so a script needs no
+            ``if __name__ == "__main__":`` guard).
+            ``loopsafe`` None: on CPU only ('mask').
 
     ``evaluate(key, archs)`` takes ``(P, 6)`` op codes and returns ``(P,)`` float32 scores.
     Member p is initialised from ``jax.random.fold_in(key, p)`` (:func:`nb201.init_params`),
@@ -199,7 +201,7 @@ class RMIEstimator:
             return None
         if self._workers is None or self._workers.closed:
             self._workers = WorkerPool(self.workers - 1, _composed.worker_init, self._pool_args,
-                                       name="RMI")
+                                       name="RMI", import_main=False)
         return self._workers
 
     def _run(self, key, archs, trajectory: bool, steps: int | None = None, pool: bool = True):
