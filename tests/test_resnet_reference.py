@@ -73,7 +73,9 @@ def test_feature_shapes_and_named_loader(ref, cifar_test):
     for spec in ("cifar10_resnet20", root / "resnet20_cifar10.npz"):
         other = load_reference(spec, root=root)
         assert other.mean == ref.mean and other.std == ref.std
-        np.testing.assert_allclose(other.logits(cifar_test.x_test[:2]), a[:2], atol=1e-6)
+        # a batch of 2 against rows of a batch of 4: other kernel blocking, float32 rounding of
+        # logits ~10 (one ulp ~1e-6; 1.9e-6 seen on some CPUs), as the checks above
+        np.testing.assert_allclose(other.logits(cifar_test.x_test[:2]), a[:2], atol=1e-5)
 
 
 def test_selected_batch_on_real_cifar10_is_confidently_classified(ref):
