@@ -82,3 +82,43 @@ def test_resume_of_a_finished_run_refuses_another_config(table_runs):
     assert "generations" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     same = _search(cfg, out, "--resume")
     assert same.returncode == 0 and "nothing rerun" in same.stdout
+
+
+RMI_CFG = """method = "mo_hdnas"
+estimator = "rmi"
+cost = "flops"
+report_column = "none"
+seeds = 1
+population = 4
+generations = 2
+constraint_quantiles = [0.5]
+
+[rmi]
+dataset = "digits"
+reference = "digits_resnet8"
+C = 4
+N = 1
+steps = 2
+batch_size = 8
+pool_factor = 4
+strategy = "composed"
+workers = 1
+"""
+
+
+def test_sigkill_a_small_rmi_run_after_a_generation_then_resume(tmp_path):
+    """A non-traceable (RMI) run killed after its second saved generation resumes from its
+    fitness cache, trains only what is missing, and ends where an uninterrupted run ends."""
+    cfg = tmp_path / "rmi.toml"
+    cfg.write_text(RMI_CFG)
+    ref = _search(cfg, tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    killed = _search(cfg, out, fault="cache:2")
+    assert killed.returncode == -signal.SIGKILL
+    saved = json.loads((out / "fitness_cache.json").read_text())["scores"]
+    assert saved and not (out / "COMPLETE").exists()
+    resumed = _search(cfg, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already scored" in resumed.stdout
+    assert _results(out) == _results(tmp_path / "ref")
