@@ -94,7 +94,10 @@ def _table_import(args):
     _check_table_path(args.path)
     if args.out is not None and not args.out.lower().endswith(".npz"):
         raise UsageError(f"--out must name a .npz file, got {args.out!r}")
-    out = import_table(args.path, args.out)
+    try:
+        out = import_table(args.path, args.out)
+    except (ValueError, FileNotFoundError) as e:  # a corrupt or missing input file: exit 2
+        raise UsageError(str(e).strip().splitlines()[0]) from e
     print(f"wrote {out}")
 
 
@@ -416,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except UsageError as e:
-        if args.debug:
-            raise
+        if args.debug:  # the original error, with its traceback
+            raise (e.__cause__ or e) from None
         print(f"jaxnas: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,13 +93,15 @@ def test_bad_values_exit_2(tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_runtime_failures_exit_1_without_traceback(tmp_path, capsys):
-    assert main(["table", "info", str(tmp_path / "nb201_accuracy.csv.gz")]) == 1
+def test_bad_input_files_exit_2_without_traceback(tmp_path, capsys):
+    """A missing or corrupt input file is wrong in what the user gave: exit 2, one line, as
+    through a search config (issue 14: one rule for exit codes)."""
+    assert main(["table", "info", str(tmp_path / "nb201_accuracy.csv.gz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxnas: error: benchmark table file not found") and err.count("\n") == 1
     bad = tmp_path / "broken.csv"
     bad.write_text("arch_index,x\n1,oops\n")
-    assert main(["table", "import", str(bad), "--out", str(tmp_path / "b.npz")]) == 1
+    assert main(["table", "import", str(bad), "--out", str(tmp_path / "b.npz")]) == 2
     err = capsys.readouterr().err
     assert "broken.csv: line 2, column 'x': cannot parse 'oops'" in err and "Traceback" not in err
     assert not (tmp_path / "b.npz").exists()
@@ -113,7 +115,7 @@ def test_exit_codes_in_a_real_process(tmp_path):
     ok = _run("table", "info", str(root))
     assert ok.returncode == 0 and "cifar10_fpga_latency" in ok.stdout
     missing = _run("table", "info", str(tmp_path / "HW-NAS-Bench-v1_0.pickle"))
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "github.com/GATECH-EIC/HW-NAS-Bench" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
     debug = _run("--debug", "table", "info", str(tmp_path / "HW-NAS-Bench-v1_0.pickle"))
@@ -123,7 +125,7 @@ def test_exit_codes_in_a_real_process(tmp_path):
     (tmp_path / "no_tables").mkdir()
     no_default = _run("table", "info", env_extra={"JAXNAS_DATA_DIR": str(tmp_path / "no_tables"),
                                                   "JAXNAS_CACHE_DIR": str(tmp_path / "empty")})
-    assert no_default.returncode == 1 and "JAXNAS_DATA_DIR" in no_default.stderr
+    assert no_default.returncode == 2 and "JAXNAS_DATA_DIR" in no_default.stderr
 
 
 def test_parser_lists_table_subcommands():
