@@ -12,7 +12,6 @@ Run from the repo root: ``python benchmarks/oneshot_methods.py [--seeds 18 19 20
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

@@ -36,6 +36,7 @@ import numpy as np
 
 from jaxnas.algorithms.driver import run_loop
 from jaxnas.bench import load_table
+from jaxnas.config import as_dict
 from jaxnas.methods.oneshot import OneShotConfig, SupernetProblem, build_problem, random_archs
 from jaxnas.spaces import nb201
 
@@ -196,14 +197,15 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
                  f"{len(d.y_train)} train / {len(d.y_valid)} valid images ({d.name}), "
                  f"{search.pretrain_epochs} pre-training epochs, {search.generations} generations")
     t0 = time.perf_counter()
-    bar = progress.bar(f"{name} pre-training", search.pretrain_epochs, "epoch")
-    bar.update(problem.epochs_done if state is None else search.pretrain_epochs)
-    while state is None and problem.epochs_done < search.pretrain_epochs:
-        losses = problem.train_epoch(jax.random.fold_in(k_pre, problem.epochs_done))
-        bar.update(1, loss=f"{float(jnp.mean(losses)):.3f}")
-        if save:
-            save(None, -1)
-    bar.close()
+    if search.pretrain_epochs:
+        bar = progress.bar(f"{name} pre-training", search.pretrain_epochs, "epoch")
+        bar.update(problem.epochs_done if state is None else search.pretrain_epochs)
+        while state is None and problem.epochs_done < search.pretrain_epochs:
+            losses = problem.train_epoch(jax.random.fold_in(k_pre, problem.epochs_done))
+            bar.update(1, loss=f"{float(jnp.mean(losses)):.3f}")
+            if save:
+                save(None, -1)
+        bar.close()
     t_pre = time.perf_counter() - t0
     total = search.generations + (1 if algo.population_based else 0)
     bar = progress.bar(name, total, "gen")
@@ -246,6 +248,5 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
                        "total_seconds": time.perf_counter() - t_start,
                        "resumed": checkpoint is not None},
             "loadavg": {"start": load0, "end": os.getloadavg()[0], "cpus": os.cpu_count()}}
-    cfg_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
-    return OneShotResult(name, cfg_dict, meta, answer, rec.history, baselines,
+    return OneShotResult(name, as_dict(cfg), meta, answer, rec.history, baselines,
                          problem.state_bytes())
