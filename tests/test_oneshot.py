@@ -131,6 +131,22 @@ def test_cmanas_supernet_run_through_cli(tmp_path):
                      "--resume"]) == 0
 
 
+def test_cmanas_resume_equals_uninterrupted():
+    ref = methods.run("cmanas", CMANAS)
+    saved = []
+
+    def stop(blob):  # saves: pre-training epoch 1, CMA-ES init, generation 0 (stop), ...
+        saved.append(blob)
+        if len(saved) == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        methods.run("cmanas", CMANAS, on_checkpoint=stop)
+    resumed = methods.run("cmanas", CMANAS, checkpoint=saved[-1])
+    assert resumed.answer == ref.answer and resumed.history == ref.history
+    assert resumed.baselines == ref.baselines
+
+
 @pytest.mark.parametrize("bad", [{"population": 1}, {"space": "foo"}, {"mutation_rate": 2.0},
                                  {"channels": 0}, {"image_size": 10}, {"bogus": 1}])
 def test_bad_config_values_exit_2(tmp_path, capsys, bad):
@@ -153,3 +169,17 @@ def test_search_help(capsys):
         cli.main(["search", "--help"])
     assert e.value.code == 0
     assert "evnas" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,extra", [("evnas", dict(population=3, generations=2,
+                                                       tournament_size=2)),
+                                        ("cmanas", dict(estimator="supernet", pretrain_epochs=1,
+                                                        generations=1, popsize=3))])
+def test_darts_space_runs(name, extra):
+    cfg = dict(TINY, space="darts", cells=3, image_size=8, batch_size=16, **extra)
+    r = methods.run(name, cfg)
+    geno = darts.from_str(r.answer["genotype"])
+    assert geno.shape == (2, 8, 2) and (geno[..., 0] != darts.NONE).all()
+    assert "index" not in r.answer
+    assert len(r.history["best_fitness"]) == (2 if name == "evnas" else 1)
