@@ -195,7 +195,8 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
     d = problem.data
     progress.log(f"{name}: {cfg.space} supernet C={cfg.channels} depth {cfg.depth}, "
                  f"{len(d.y_train)} train / {len(d.y_valid)} valid images ({d.name}), "
-                 f"{search.pretrain_epochs} pre-training epochs, {search.generations} generations")
+                 f"{search.pretrain_epochs} pre-training epochs, "
+                 f"{search.generations + int(algo.population_based)} generations")
     t0 = time.perf_counter()
     if search.pretrain_epochs:
         bar = progress.bar(f"{name} pre-training", search.pretrain_epochs, "epoch")
