@@ -10,6 +10,8 @@ in tests/test_supernet*.py.
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 
 import flax.serialization as fser
 import jax
@@ -182,3 +184,17 @@ def test_darts_space_runs(name, extra):
     assert geno.shape == (2, 8, 2) and (geno[..., 0] != darts.NONE).all()
     assert "index" not in r.answer
     assert len(r.history["best_fitness"]) == (2 if name == "evnas" else 1)
+
+
+@pytest.mark.parametrize("name", ["evnas", "cmanas"])
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+@pytest.mark.parametrize("scale", ["", "-cpu"])
+def test_shipped_oneshot_configs_parse(name, space, scale):
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{name}_{space}{scale}.toml"
+    raw = tomllib.loads(path.read_text())
+    assert raw.pop("method") == name
+    cfg = methods.parse_config(name, raw)
+    assert methods.is_oneshot(cfg) and cfg.space == space and cfg.dataset == "cifar10"
+    if not scale:  # the published settings
+        assert cfg.channels == 16 and cfg.train_images == cfg.valid_images == 0
+        assert cfg.population == (50 if name == "evnas" else 14 if space == "nb201" else 20)
