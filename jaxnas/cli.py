@@ -253,12 +253,11 @@ def _add_search(sub):
     p = sub.add_parser(
         "search",
         help="run a search method over its results grid (devices x seeds x constraints)",
-        description="Run METHOD over every HW-NAS-Bench device in the table x seeds (x "
-        "constraints for hw_evrsnas), with random search at the same budget, print the results "
-        "table and write result.json, cells.csv, summary.csv, summary.md, pareto.json/.csv, "
-        "run.json and PNG plots. One-shot configs (evnas; cmanas with estimator = 'supernet') "
-        "train a supernet and write result.json, history.csv, fitness.png, supernet.msgpack "
-        "and, after every generation, checkpoint.msgpack. The config is checked first.",
+        description="Run METHOD over every HW-NAS-Bench device x seed (x constraint), with "
+        "random search at the same budget; write result.json, cells.csv, summary.csv/.md, "
+        "pareto.json/.csv, run.json and PNG plots. One-shot configs (evnas; cmanas with "
+        "estimator = 'supernet') train a supernet and write result.json, history.csv, "
+        "fitness.png, supernet.msgpack (checkpoint.msgpack after every generation).",
     )
     p.add_argument("method", help="one of: hw_evrsnas, mo_hdnas, cmanas, evnas, random, rea")
     p.add_argument("--config", required=True,
@@ -307,11 +306,13 @@ class _LogOnly:
 
     def bar(self, desc, total, unit):
         from jaxnas import runs
+
         return runs.Progress().bar(desc, total, unit)
 
 
 def _write(result, out):
     from jaxnas import report, runs
+
     return runs.write_result(result, out, extra_files=lambda o: report.write_plots(
         runs.clean_json(result.to_json()), o))
 
