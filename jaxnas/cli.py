@@ -258,21 +258,20 @@ def _add_search(sub):
     p = sub.add_parser(
         "search",
         help="run a search method over its results grid (devices x seeds x constraints)",
-        description="Run METHOD (hw_evrsnas, mo_hdnas, random) over every HW-NAS-Bench device "
-        "in the table x seeds (x constraints for hw_evrsnas), with random search at the same "
-        "budget, print the results table and write result.json, cells.csv, summary.csv, "
-        "summary.md, pareto.json/.csv, run.json and PNG plots. The config is checked before "
-        "any work starts.",
+        description="Run METHOD over every HW-NAS-Bench device x seed (x constraint), with "
+        "random search at the same budget; write result.json, cells.csv, summary.csv/.md, "
+        "pareto.json/.csv, run.json and PNG plots. One-shot configs (evnas; cmanas with "
+        "estimator = 'supernet') train a supernet and write result.json, history.csv, "
+        "fitness.png, supernet.msgpack (checkpoint.msgpack after every generation).",
     )
-    p.add_argument("method", help="one of: hw_evrsnas, mo_hdnas, random")
+    p.add_argument("method", help="one of: hw_evrsnas, mo_hdnas, cmanas, evnas, random, rea")
     p.add_argument("--config", required=True,
                    help="TOML file of method settings (see configs/*.toml; unknown keys are errors)")
     p.add_argument("--out", default=None, help="output folder (default: jaxnas-runs/<method>-<time>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out: a finished run of the same config is printed, "
-                   "not rerun (another config is refused); an interrupted run whose estimator is "
-                   "not traceable (RMI on CPU) is replayed from its fitness_cache.json, training "
-                   "only what it had not reached; an interrupted table grid is rerun (one call)")
+                   help="continue the run in --out: a finished run of the same config is printed "
+                   "(another config is refused); an interrupted RMI run is replayed from its "
+                   "fitness_cache.json, a one-shot run continues from its checkpoint.msgpack")
     p.set_defaults(func=_search)
 
 
@@ -293,7 +292,6 @@ def _read_toml(path: str) -> dict:
 
 def _check_out(out):
     from jaxnas import runs
-
     try:
         return runs.check_out_dir(out)
     except ValueError as e:
@@ -313,7 +311,7 @@ def _write(result, out):
 
 
 def _search(args):
-    from jaxnas import config, methods, report, runs
+    from jaxnas import config, methods, oneshot_runs, report, runs
 
     if args.method not in _search_methods():
         raise UsageError(f"unknown method {args.method!r}; known: {', '.join(_search_methods())}")
@@ -327,6 +325,11 @@ def _search(args):
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from e
     out = _check_out(runs.default_out_dir(args.method) if args.out is None else args.out)
+    if methods.is_oneshot(cfg):  # a supernet run: its own folder layout and checkpoint
+        try:
+            return print(oneshot_runs.search(args.method, cfg, out, args.resume, runs.ConsoleProgress()))
+        except (config.ConfigError, FileNotFoundError, oneshot_runs.RunFolderError) as e:
+            raise UsageError(str(e).splitlines()[0]) from e
     fingerprint = runs.run_fingerprint(args.method, config.as_dict(cfg))
     cache = None
     if args.resume and runs.is_complete(out):

@@ -226,6 +226,31 @@ def plot_history(path: Path, history: dict, unit: str) -> None:
     plt.close(fig)
 
 
+def plot_fitness(path: Path, history: dict, title: str) -> None:
+    """One-shot runs: best and mean fitness (100 - supernet top-1) per generation, the CMA
+    mean's fitness where recorded, and the distinct architectures so far (right axis)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for key, ls in (("best_fitness", "-o"), ("mean_fitness", "--"), ("mean_arch_fitness", ":s")):
+        ys = [np.nan if v is None else v for v in history.get(key, [])]
+        if ys:
+            ax.plot(np.arange(len(ys)), ys, ls, label=key.replace("_", " "), ms=3)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness: 100 - supernet top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    dist = history.get("distinct", [])
+    if dist:
+        ax2 = ax.twinx()
+        ax2.plot(np.arange(len(dist)), dist, color="gray", alpha=0.5, label="distinct archs")
+        ax2.set_ylabel("distinct architectures so far")
+        ax2.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_plots(data: dict, out: Path) -> dict[str, Path]:
     """Every plot of a run's data into ``out``; returns ``{name: path}``."""
     out = Path(out)

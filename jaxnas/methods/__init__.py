@@ -9,13 +9,19 @@ box (objectives, algorithm, answer rule):
   run per (device, constraint).
 - ``'mo_hdnas'`` (:mod:`.mo_hdnas`): NSGA-II on score, cost and cost diversity; one run
   answers every constraint.
-- ``'cmanas'`` (:mod:`.cmanas`): CMA-ES over alpha (CMANAS-h12 on the 12-epoch table).
+- ``'cmanas'`` (:mod:`.cmanas`): CMA-ES over alpha (CMANAS-h12 on the 12-epoch table; with
+  ``estimator = "supernet"`` the weight-sharing CMANAS, a one-shot run).
+- ``'evnas'`` (:mod:`.evnas`): GA over alpha sharing a supernet trained one epoch per
+  generation (a one-shot run).
 - ``'random'`` (:mod:`.random_search`) and ``'rea'`` (:mod:`.rea`): the baselines, run as rows
   of every table at the same budget (``baselines`` in the config).
 
 A run covers the method's grid (:mod:`.grid`: every device x seed, x constraint where the
 config says so) on a problem (:mod:`.problem`: table, estimator, costs, constraints), plus
-random search at the same budget. A new method is a new module here with ``Config`` and
+random search at the same budget. A one-shot config (:class:`.oneshot.OneShotConfig`: evnas,
+cmanas with ``estimator = "supernet"``) runs instead on a supernet problem
+(:mod:`.oneshot`, :mod:`.oneshot_run`), one seed per run, and returns a
+:class:`.oneshot_run.OneShotResult`. A new method is a new module here with ``Config`` and
 ``make_search``, added to :data:`METHODS`.
 """
 
@@ -25,14 +31,16 @@ import dataclasses
 from typing import Any, Mapping
 
 from jaxnas import runs
-from jaxnas.config import parse
+from jaxnas.config import ConfigError, check_range, parse
 from jaxnas.estimators import CachedEstimator
-from jaxnas.methods import cmanas, hw_evrsnas, mo_hdnas, random_search, rea
+from jaxnas.methods import cmanas, evnas, hw_evrsnas, mo_hdnas, random_search, rea
 from jaxnas.methods.grid import GridOutput, run_grid
-from jaxnas.methods.problem import Problem, ProblemConfig, build_problem
+from jaxnas.methods.oneshot import OneShotConfig
+from jaxnas.methods.oneshot_run import OneShotResult, run_oneshot
+from jaxnas.methods.problem import MAX_EVALUATIONS_PER_RUN, Problem, ProblemConfig, build_problem
 
 METHODS = {"hw_evrsnas": hw_evrsnas, "mo_hdnas": mo_hdnas, "cmanas": cmanas,
-           "random": random_search, "rea": rea}
+           "evnas": evnas, "random": random_search, "rea": rea}
 #: salts of the baselines' cell keys (independent of the method's keys)
 BASELINE_SALT = {"random": 7919, "rea": 7927}
 
@@ -47,11 +55,20 @@ def parse_config(name: str, config: Mapping[str, Any] | Any | None):
     """The method's validated ``Config`` (one-line ``ConfigError`` on bad keys/values),
     with the run's budget checked against the stated limits."""
     mod = method_module(name)
-    cfg = parse(mod.Config, config, name)
+    cls = mod.config_class(config) if hasattr(mod, "config_class") else mod.Config
+    cfg = parse(cls, config, name)
+    if is_oneshot(cfg):
+        check_range(name, "evaluations per run", cfg.evaluations, 1, MAX_EVALUATIONS_PER_RUN)
+        return cfg
     q = len(cfg.constraint_quantiles) if cfg.per_constraint else 1
     devices = 6 if tuple(cfg.devices) == ("all",) else len(cfg.devices)
     cfg.check_budget(name, cfg.evaluations, devices * cfg.seeds * q)
     return cfg
+
+
+def is_oneshot(cfg) -> bool:
+    """Whether a parsed config is a one-shot (supernet) run."""
+    return isinstance(cfg, OneShotConfig)
 
 
 def baseline_config(cfg, name: str = "random"):
@@ -69,7 +86,8 @@ def baseline_config(cfg, name: str = "random"):
 
 
 def run(name: str, config=None, table=None, estimator=None, progress=None,
-        fitness_cache: dict | None = None, on_fitness=None) -> runs.Result:
+        fitness_cache: dict | None = None, on_fitness=None, checkpoint: bytes | None = None,
+        on_checkpoint=None, data=None) -> runs.Result | OneShotResult:
     """Run method ``name`` over its results grid, with the random-search baseline.
 
     Args:
@@ -81,11 +99,20 @@ def run(name: str, config=None, table=None, estimator=None, progress=None,
             ``{NB201 index: score}`` to start the shared cache from, and a callback
             ``on_fitness(cache)`` after every evaluation that trained something (``jaxnas
             search --resume`` replays an interrupted run from them).
+        checkpoint, on_checkpoint, data: one-shot configs only: the bytes of a saved search
+            state to continue from, a callback ``on_checkpoint(bytes)`` after every
+            generation, and search data to use instead of the config's dataset
+            (:func:`.oneshot_run.run_oneshot`).
     Raises:
         ValueError (``ConfigError``): bad config keys or values (one line).
     """
     progress = progress or runs.Progress()
     cfg = parse_config(name, config)
+    if is_oneshot(cfg):
+        if table is not None or estimator is not None or fitness_cache is not None:
+            raise ConfigError(f"{name}: a one-shot run builds its own supernet estimator")
+        return run_oneshot(name, method_module(name), cfg, progress, checkpoint, on_checkpoint,
+                           data)
     prob = build_problem(cfg, table, estimator, log=progress.log)
     try:
         resumed = 0
@@ -130,5 +157,5 @@ def _run(name: str, cfg, prob: Problem, progress, salt: int) -> GridOutput:
         bar.close()
 
 
-__all__ = ["METHODS", "Problem", "ProblemConfig", "baseline_config", "method_module",
-           "parse_config", "run"]
+__all__ = ["METHODS", "OneShotConfig", "OneShotResult", "Problem", "ProblemConfig",
+           "baseline_config", "is_oneshot", "method_module", "parse_config", "run"]
