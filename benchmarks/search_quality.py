@@ -32,6 +32,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,7 +221,8 @@ def timing(args):
                       "generations": args.generations})
     env = dict(os.environ)
     out = {}
-    with_cache = dict(env, JAXNAS_CACHE_DIR=str(Path(args.cache_dir).resolve()))
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="jaxnas-sq-cache-")
+    with_cache = dict(env, JAXNAS_CACHE_DIR=str(Path(cache_dir).resolve()))
     for label, e in (("cold", dict(env, JAXNAS_NO_COMPILATION_CACHE="1")),
                      ("warm-fill", with_cache), ("warm", with_cache)):
         p = subprocess.run([sys.executable, "-c", _JAX_GRID, str(data_dir()), cfg], env=e,
@@ -253,7 +255,8 @@ def main():
     ap.add_argument("--generations", type=int, default=None)
     ap.add_argument("--protocols", default="oracle,hp12")
     ap.add_argument("--timing", action="store_true", help="time to the first results table")
-    ap.add_argument("--cache-dir", default="/tmp/jaxnas-sq-cache")
+    ap.add_argument("--cache-dir", default=None,
+                    help="compilation cache of the warm runs (default: a fresh temporary folder)")
     ap.add_argument("--json", default=None, help="write the statistics to this file")
     args = ap.parse_args()
     args.seeds = args.seeds or (3 if args.quick else 10)
