@@ -10,9 +10,14 @@ and estimator (EvNAS, CMANAS with ``estimator = "supernet"``; issue 11).
   genotypes ``(P, 2, 8, 2)`` by the top-2 rule without ``none``);
 - ``problem.train_epoch(key, archs)``: one supernet epoch, mini-batch b training the
   discretized alpha of ``archs[b mod P]`` (EvNAS round robin) or, with ``archs=None``, a fresh
-  ``U(0, 1)`` alpha per mini-batch (CMANAS pre-training);
+  ``U(0, 1)`` alpha per mini-batch (CMANAS pre-training; ``alpha_scale``: pEvoNAS S1's
+  ``1e-3 U(0, 1)``);
 - ``problem.evaluate(key, archs)``: ``100 - top1`` on the search-valid images
   (:class:`~jaxnas.estimators.SupernetEstimator`), lower is better.
+
+A staged method (pEvoNAS) gives each stage a new supernet restricted to per-edge op sets
+(``problem.set_edge_ops``) that inherits the previous one's matching weights
+(``problem.set_schedule(..., inherit_from=weights)``, :mod:`jaxnas.nets.inherit`).
 
 Nothing here prints or writes files; the runner (:mod:`.oneshot_run`) saves and restores the
 supernet state through :meth:`SupernetProblem.state_bytes` / :meth:`load_state_bytes`.
@@ -32,6 +37,7 @@ from jaxnas.algorithms.encodings import Real
 from jaxnas.data.search import BatchIterator, SearchData, cifar10_search_data, normalise_np
 from jaxnas.estimators import SupernetEstimator
 from jaxnas.nets import supernet_train as st
+from jaxnas.nets.inherit import inherit_params
 from jaxnas.nets.darts_supernet import DartsSearchNetwork
 from jaxnas.nets.supernet import NB201Supernet
 from jaxnas.spaces import darts, nb201
@@ -58,8 +64,11 @@ class OneShotConfig:
         batch_size: training mini-batch (EvNAS 64, CMANAS S1 96, S2 256).
         valid_batch: validation images per scan step per member budget (EvNAS 1024).
         lr, lr_min, momentum, nesterov, weight_decay, grad_clip: the SGD of METHODS.md 1/2.
-        cutout: cutout length (16; 0 disables). bn: ``'running'`` (``model.eval()``) or
-            ``'batch'`` (train-mode BN during validation, EvNAS S1).
+        cutout: cutout length (16; 0 disables). bn: ``'running'`` (``model.eval()``),
+            ``'batch'`` (train-mode BN during validation, EvNAS S1) or ``'untracked'`` (the
+            cell BatchNorms keep no running statistics, ``track_running_stats=False``,
+            pEvoNAS S2: they always normalise with batch statistics; validation otherwise
+            as ``'running'``).
         table: NB201 table for the look-ups of the answer (default: the data folder).
         baselines: ``['rsws']``: random architectures scored by the same supernet at the
             same number of evaluations (``[]``: none).
@@ -109,7 +118,7 @@ class OneShotConfig:
         C.check_range(where, "weight_decay", self.weight_decay, 0.0, 1.0)
         C.check_range(where, "grad_clip", self.grad_clip, 0.0, 1e6)
         C.check_range(where, "cutout", self.cutout, 0, 1024)
-        C.check_choice(where, "bn", self.bn, ("running", "batch"))
+        C.check_choice(where, "bn", self.bn, ("running", "batch", "untracked"))
         for b in self.baselines:
             C.check_choice(where, "baselines", b, ("rsws",))
 
@@ -190,38 +199,58 @@ class SupernetProblem:
         cfg, space, data, model, state (:class:`~jaxnas.nets.supernet_train.SupernetState`),
         estimator (:class:`~jaxnas.estimators.SupernetEstimator`), epochs_done (supernet
         epochs trained so far: the learning-rate schedule and batch order follow it),
-        total_epochs (the cosine schedule's length, set by :meth:`set_schedule`).
+        total_epochs (the cosine schedule's length, set by :meth:`set_schedule`),
+        edge_ops (the supernet's per-edge op names, ``None``: all), stage (a staged
+        method's stage: it salts the batch order), inherited (the parameter paths the last
+        :meth:`set_schedule` copied).
     """
 
     def __init__(self, cfg: OneShotConfig, data: SearchData):
         self.cfg, self.space, self.data = cfg, cfg.space, data
-        if self.space == "nb201":
-            self.model = NB201Supernet(C=cfg.channels, N=cfg.depth, num_classes=data.num_classes)
-        else:
-            self.model = DartsSearchNetwork(C=cfg.channels, layers=cfg.depth,
-                                            num_classes=data.num_classes)
         self.encoding = space_encoding(self.space)
         self.steps_per_epoch = len(data.y_train) // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise C.ConfigError(f"{cfg.space}: batch_size {cfg.batch_size} is larger than the "
                                 f"{len(data.y_train)} search-train images")
         self.image_shape = tuple(data.x_train.shape[1:])
-        xv = normalise_np(data.x_valid, data.mean, data.std)
-        chunk = st.default_chunk(len(data.y_valid), 1, cfg.valid_batch)
-        self.estimator = SupernetEstimator(self.model, None, None, xv, data.y_valid, bn=cfg.bn,
-                                           chunk=chunk)
-        self.epochs_done = 0
-        self.total_epochs = 1
-        self.state = None
+        self._xv = normalise_np(data.x_valid, data.mean, data.std)
+        self.epochs_done, self.total_epochs, self.stage = 0, 1, 0
+        self.state, self.inherited = None, []
         self._step: Callable | None = None
+        self.set_edge_ops(None)
 
-    def set_schedule(self, total_epochs: int, key: jax.Array) -> None:
-        """Optimiser with a cosine over ``total_epochs`` epochs, and fresh supernet weights."""
+    def set_edge_ops(self, edge_ops) -> None:
+        """A supernet carrying ``edge_ops`` (NB201: 6 tuples of op names; DARTS: 2 x 14;
+        ``None``: every op) and its estimator; call :meth:`set_schedule` next."""
+        cfg, d = self.cfg, self.data
+        track = cfg.bn != "untracked"
+        if self.space == "nb201":
+            self.model = NB201Supernet(C=cfg.channels, N=cfg.depth, num_classes=d.num_classes,
+                                       track_running_stats=track, edge_ops=edge_ops)
+        else:
+            self.model = DartsSearchNetwork(C=cfg.channels, layers=cfg.depth,
+                                            num_classes=d.num_classes,
+                                            track_running_stats=track, edge_ops=edge_ops)
+        self.edge_ops = edge_ops
+        chunk = st.default_chunk(len(d.y_valid), 1, cfg.valid_batch)
+        self.estimator = SupernetEstimator(self.model, None, None, self._xv, d.y_valid,
+                                           bn="batch" if cfg.bn == "batch" else "running",
+                                           chunk=chunk)
+
+    def set_schedule(self, total_epochs: int, key: jax.Array, inherit_from=None) -> None:
+        """Optimiser with a cosine over ``total_epochs`` epochs, and fresh supernet weights;
+        ``inherit_from``: a previous supernet's parameter tree whose matching leaves replace
+        the fresh ones (:func:`jaxnas.nets.inherit.inherit_params`; paths in
+        :attr:`inherited`)."""
         self.total_epochs = max(int(total_epochs), 1)
         c = self.cfg
         opt = st.make_optimizer(self.total_epochs, self.steps_per_epoch, c.lr, c.lr_min,
                                 c.momentum, c.nesterov, c.weight_decay, c.grad_clip)
         self.state = st.init_supernet(key, self.model, opt, self.image_shape)
+        self.inherited = []
+        if inherit_from is not None:
+            weights, self.inherited = inherit_params(self.state.weights, inherit_from)
+            self.state = st.SupernetState(weights, opt.init(weights), self.state.batch_stats)
         self._step = st.make_train_step(self.model, opt)
         self.epochs_done = 0
         self._sync()
@@ -233,16 +262,17 @@ class SupernetProblem:
     def decode(self, genomes) -> jax.Array:
         return self.encoding.decode(genomes)
 
-    def train_epoch(self, key: jax.Array, archs=None) -> jax.Array:
+    def train_epoch(self, key: jax.Array, archs=None, alpha_scale: float = 1.0) -> jax.Array:
         """One epoch; ``archs`` ``(P, ...)``: round robin over their alpha-hat (EvNAS);
-        ``None``: a fresh U(0, 1) alpha per mini-batch (CMANAS). Returns per-batch losses."""
+        ``None``: a fresh ``alpha_scale * U(0, 1)`` alpha per mini-batch (CMANAS, pEvoNAS).
+        Returns per-batch losses."""
         c, d = self.cfg, self.data
+        seed = c.seed * 1_000_003 + self.stage * 7919 + self.epochs_done
         batches = BatchIterator(d.x_train, d.y_train, c.batch_size, d.mean, d.std,
-                                seed=(c.seed * 1_000_003 + self.epochs_done) % 2**32,
-                                cutout_length=c.cutout)
+                                seed=seed % 2**32, cutout_length=c.cutout)
         alphas = None if archs is None else self.estimator.decode(archs)
         self.state, losses = st.train_epoch(key, self._step, self.state, batches, alphas,
-                                            self.model.alpha_shape)
+                                            self.model.alpha_shape, alpha_scale)
         self.epochs_done += 1
         self._sync()
         return losses
@@ -281,6 +311,19 @@ class OneShotSearch:
         epochs: supernet epochs of the whole run (the cosine schedule's length).
         pretrain_epochs: epochs trained with random alphas before the search (CMANAS).
         answer: ``state -> arch`` (one decoded architecture): the method's answer rule.
+
+    A staged method (pEvoNAS) describes one stage per search; the runner trains a new
+    supernet per stage. Fields (defaults: one stage over the whole space):
+        stage: this stage's index. edge_ops: the ops this stage's supernet carries (``None``:
+            all). inherit: the new supernet inherits the previous stage's matching weights.
+        alpha_scale: pre-training alphas are ``alpha_scale * U(0, 1)``.
+        stop: ``best_genotypes -> bool``, given the best genotype string of each generation
+            of this stage so far: end the stage now (convergence).
+        next_stage: ``state -> edge_ops | None``: the next stage's ops (``None``: this is
+            the last stage); the runner then calls ``make_search(config, problem,
+            stage=stage + 1, edge_ops=...)``.
+        random_archs: ``(key, n) -> n`` random architectures of this search's space (the
+            RSWS baseline; default: the whole space).
     """
 
     algorithm: Any
@@ -290,3 +333,10 @@ class OneShotSearch:
     epochs: int
     pretrain_epochs: int
     answer: Callable
+    stage: int = 0
+    edge_ops: Any = None
+    inherit: bool = False
+    alpha_scale: float = 1.0
+    stop: Callable | None = None
+    next_stage: Callable | None = None
+    random_archs: Callable | None = None

@@ -189,12 +189,13 @@ def round_robin(num_batches: int, pop_size: int) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnums=(1,))
-def _uniform_alpha(key, shape):
-    return jax.random.uniform(key, shape, jnp.float32)
+def _uniform_alpha(key, shape, scale=1.0):
+    return scale * jax.random.uniform(key, shape, jnp.float32)
 
 
 def train_epoch(key: jax.Array, step: Callable, state: SupernetState, batches: Iterable,
-                alphas=None, alpha_shape=None) -> tuple[SupernetState, jax.Array]:
+                alphas=None, alpha_shape=None,
+                alpha_scale: float = 1.0) -> tuple[SupernetState, jax.Array]:
     """Train the supernet for one pass over ``batches``.
 
     Args:
@@ -208,6 +209,8 @@ def train_epoch(key: jax.Array, step: Callable, state: SupernetState, batches: I
             ``U(0, 1)`` alpha of ``alpha_shape`` drawn from ``fold_in(key, b)``, non-discretized
             (CMANAS OSM training, pEvoNAS pre-training; METHODS.md 2, 3).
         alpha_shape: needed when ``alphas`` is None.
+        alpha_scale: the random alphas are ``alpha_scale * U(0, 1)`` (pEvoNAS S1: 1e-3, a
+            near-uniform mixture; METHODS.md 3).
     Returns:
         (new state, per-batch losses float32 ``(num_batches,)``).
     """
@@ -220,7 +223,8 @@ def train_epoch(key: jax.Array, step: Callable, state: SupernetState, batches: I
     losses = []
     for b, batch in enumerate(batches):
         if alphas is None:
-            alpha = _uniform_alpha(jax.random.fold_in(key, b), tuple(alpha_shape))
+            alpha = _uniform_alpha(jax.random.fold_in(key, b), tuple(alpha_shape),
+                                   jnp.float32(alpha_scale))
         else:
             alpha = members[b % len(members)]
         w, o, s, loss = step(w, o, s, alpha, batch)
