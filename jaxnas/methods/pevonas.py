@@ -34,8 +34,12 @@ Where this follows METHODS.md (the authors' code) over the paper text:
 * the random pre-training alpha is ``1e-3 U(0,1)`` in S1 and ``U(0,1)`` in S2 (per space,
   ``alpha_scale = 0``; set it to override);
 * the convergence rule is the code's: stop after the generation at which the last
-  ``converge_generations`` bests are identical, so a best that never changes stops the stage
-  after exactly ``converge_generations`` evaluations (the initial population is the first);
+  ``converge_generations`` bests are identical, so a best that never changes stops an NB201
+  stage after exactly ``converge_generations`` evaluations (the initial population is the
+  first). The S1 code checks only once it has *more* than ``converge_generations`` bests
+  (S2 counts the initial supernet's genotype as an extra entry), so a DARTS stage stops after
+  ``converge_generations + 1`` at the earliest; both are kept;
+* S1 validates with ``model.eval()`` (``bn = "running"``), unlike EvNAS S1;
 * NB201 (S2): cell BatchNorms without running statistics (``bn = "untracked"``), batch 256,
   valid batch 2048, no cutout, nesterov (the defaults here); DARTS (S1): 20 cells, batch 64,
   cutout 16 (``configs/pevonas_darts.toml``);
@@ -204,9 +208,10 @@ def make_decoder(space: str, edge_ops):
     return decode
 
 
-def converged(bests, n: int) -> bool:
-    """The last ``n`` generation bests are one genotype (``convergeBreak``)."""
-    return len(bests) >= n and len(set(bests[-n:])) == 1
+def converged(bests, n: int, strict: bool = False) -> bool:
+    """The last ``n`` generation bests are one genotype (``convergeBreak``); ``strict``
+    (the S1 code): only once there are more than ``n`` bests."""
+    return len(bests) >= n + int(strict) and len(set(bests[-n:])) == 1
 
 
 # ---------------------------------------------------------------------------- one stage
@@ -243,5 +248,6 @@ def make_search(cfg: Config, problem: SupernetProblem, stage: int = 0,
         ga, params, fitness, generations=cfg.generations - 1, epochs=cfg.train_epochs,
         pretrain_epochs=cfg.train_epochs, answer=lambda state: ga.decode(best(state)[None])[0],
         stage=stage, edge_ops=edge_ops, inherit=cfg.inherit and stage > 0,
-        alpha_scale=cfg.scale, stop=lambda bests: converged(bests, cfg.converge_generations),
+        alpha_scale=cfg.scale,
+        stop=lambda bests: converged(bests, cfg.converge_generations, space == "darts"),
         next_stage=next_stage, random_archs=lambda key, n: ga.decode(ga.encoding.sample(key, n)))
