@@ -37,8 +37,8 @@ from jaxnas.algorithms.encodings import Real
 from jaxnas.data.search import BatchIterator, SearchData, cifar10_search_data, normalise_np
 from jaxnas.estimators import SupernetEstimator
 from jaxnas.nets import supernet_train as st
-from jaxnas.nets.inherit import inherit_params
 from jaxnas.nets.darts_supernet import DartsSearchNetwork
+from jaxnas.nets.inherit import inherit_params
 from jaxnas.nets.supernet import NB201Supernet
 from jaxnas.spaces import darts, nb201
 

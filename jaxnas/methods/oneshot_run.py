@@ -208,6 +208,11 @@ def _as_ops(x):
     return None if x is None else tuple(_as_ops(v) if isinstance(v, list) else v for v in x)
 
 
+def _as_lists(x):
+    """Nested tuples -> lists (what JSON gives back), so saved and live records compare."""
+    return [_as_lists(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
 def _stage_key(key, stage: int):
     return key if stage == 0 else jax.random.fold_in(key, stage)
 
@@ -274,7 +279,7 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
     search = make(cfg, problem)
     staged = search.next_stage is not None
     rec = _Recorder(problem, mean_last=not search.algorithm.population_based, staged=staged)
-    cur = {"stage": 0, "edge_ops": search.edge_ops, "inherited": 0}
+    cur = {"stage": 0, "edge_ops": _as_lists(search.edge_ops), "inherited": 0}
     done: list[dict] = []  # summaries of the finished stages
     state, generation = None, None
     if checkpoint is not None:
@@ -317,7 +322,8 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
         previous = problem.state.weights
         search = make(cfg, problem, stage=search.stage + 1, edge_ops=nxt)
         _setup_stage(problem, search, k_init, previous if search.inherit else None)
-        cur = {"stage": search.stage, "edge_ops": nxt, "inherited": len(problem.inherited)}
+        cur = {"stage": search.stage, "edge_ops": _as_lists(nxt),
+               "inherited": len(problem.inherited)}
         rec.stage, state, generation = search.stage, None, None
         progress.log(f"{name}: stage {search.stage + 1}, ops per edge "
                      f"{sorted({len(e) for e in _rows(nxt)})}, {len(problem.inherited)} "
