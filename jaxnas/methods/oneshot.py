@@ -281,6 +281,8 @@ class OneShotSearch:
         epochs: supernet epochs of the whole run (the cosine schedule's length).
         pretrain_epochs: epochs trained with random alphas before the search (CMANAS).
         answer: ``state -> arch`` (one decoded architecture): the method's answer rule.
+        details: optional ``state -> dict`` added to the run's answer (e.g. a Pareto set).
+        oracle: the answer used test-set look-ups (an oracle): every output says so.
     """
 
     algorithm: Any
@@ -290,3 +292,5 @@ class OneShotSearch:
     epochs: int
     pretrain_epochs: int
     answer: Callable
+    details: Callable | None = None
+    oracle: bool = False
