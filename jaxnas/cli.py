@@ -260,11 +260,11 @@ def _add_search(sub):
         help="run a search method over its results grid (devices x seeds x constraints)",
         description="Run METHOD over every HW-NAS-Bench device x seed (x constraint), with "
         "random search at the same budget; write result.json, cells.csv, summary.csv/.md, "
-        "pareto.json/.csv, run.json and PNG plots. One-shot configs (evnas, pevonas; cmanas "
-        "with estimator = 'supernet') train a supernet and write result.json, history.csv, "
+        "pareto.json/.csv, run.json and PNG plots. One-shot configs (evnas, nevonas, pevonas; "
+        "cmanas with estimator = 'supernet') train a supernet and write result.json, history.csv, "
         "fitness.png, supernet.msgpack (checkpoint.msgpack after every generation).",
     )
-    p.add_argument("method", help="one of: hw_evrsnas, mo_hdnas, cmanas, evnas, pevonas, random, rea")
+    p.add_argument("method", help="hw_evrsnas, mo_hdnas, cmanas, evnas, nevonas, pevonas, random, rea")
     p.add_argument("--config", required=True,
                    help="TOML file of method settings (see configs/*.toml; unknown keys are errors)")
     p.add_argument("--out", default=None, help="output folder (default: jaxnas-runs/<method>-<time>)")

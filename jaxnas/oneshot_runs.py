@@ -85,6 +85,8 @@ def describe(data: dict) -> str:
              f"{m['evaluations']} evaluations, {m['distinct']} distinct architectures, "
              f"{m['timing']['total_seconds']:.0f} s",
              f"answer: {a['genotype']}" + (f" (index {a['index']})" if "index" in a else "") + acc(a)]
+    if m.get("oracle"):
+        lines.append(a.get("selection", "ORACLE selection"))
     if "rsws" in b:
         lines.append(f"RSWS (best of {b['rsws']['evaluations']} random, same supernet): "
                      f"{b['rsws']['genotype']}" + acc(b["rsws"]))
@@ -109,7 +111,9 @@ def write_result(result, out) -> dict[str, Path]:
     rows = [{"generation": g, **{k: v[g] for k, v in h.items()}}
             for g in range(len(h.get("best_fitness", [])))]
     runs.write_text(paths["history_csv"], runs._csv(rows))
-    report.plot_fitness(paths["fitness_png"], h, f"{data['method']} ({data['meta']['space']})")
+    title = f"{data['method']} ({data['meta']['space']})"
+    report.plot_fitness(paths["fitness_png"], h, title + (" [ORACLE selection]" if
+                                                          data["meta"].get("oracle") else ""))
     runs.write_text(out / runs.COMPLETE, json.dumps({"files": sorted(p.name for p in paths.values())}))
     (out / CHECKPOINT).unlink(missing_ok=True)
     return paths

@@ -186,7 +186,7 @@ def test_darts_space_runs(name, extra):
     assert len(r.history["best_fitness"]) == (2 if name == "evnas" else 1)
 
 
-@pytest.mark.parametrize("name", ["evnas", "cmanas"])
+@pytest.mark.parametrize("name", ["evnas", "cmanas", "nevonas"])
 @pytest.mark.parametrize("space", ["nb201", "darts"])
 @pytest.mark.parametrize("scale", ["", "-cpu"])
 def test_shipped_oneshot_configs_parse(name, space, scale):
@@ -197,4 +197,5 @@ def test_shipped_oneshot_configs_parse(name, space, scale):
     assert methods.is_oneshot(cfg) and cfg.space == space and cfg.dataset == "cifar10"
     if not scale:  # the published settings
         assert cfg.channels == 16 and cfg.train_images == cfg.valid_images == 0
-        assert cfg.population == (50 if name == "evnas" else 14 if space == "nb201" else 20)
+        want = {"evnas": 50, "nevonas": 20}.get(name, 14 if space == "nb201" else 20)
+        assert cfg.population == want

@@ -159,3 +159,49 @@ def test_two_processes_evaluate_one_population_over_a_global_mesh():
     for pid, out in enumerate(outs):
         assert f"process {pid}: ok, 4 devices" in out, out[-3000:]
         assert str(REPO / "jaxnas") in out, out[-3000:]  # the checkout under test
+
+
+def supernet_case() -> np.ndarray:
+    """Accuracies of 5 alphas under a tiny NB201 supernet trained 3 steps (seeded), with
+    running and with train-mode BN; run on however many devices this process has."""
+    from jaxnas.nets import supernet_train as st
+    from jaxnas.nets.supernet import NB201Supernet
+    from jaxnas.spaces import nb201
+
+    model = NB201Supernet(C=4, N=1)
+    opt = st.make_optimizer(2, 4)
+    state = st.init_supernet(jax.random.PRNGKey(0), model, opt, (8, 8, 3))
+    step = st.make_train_step(model, opt)
+    x = jax.random.normal(jax.random.PRNGKey(1), (64, 8, 8, 3))
+    y = jax.numpy.arange(64, dtype=jax.numpy.int32) % 10
+    alphas = nb201.discretize(jax.random.uniform(jax.random.PRNGKey(2), (5, 6, 5)))
+    for i in range(3):
+        w, o, b, _ = step(state.weights, state.opt_state, state.batch_stats, alphas[i],
+                          (x[16 * i:16 * i + 16], y[16 * i:16 * i + 16]))
+        state = st.SupernetState(w, o, b)
+    return np.stack([np.asarray(st.make_population_eval(model, chunk=16, bn=bn)(
+        state.weights, state.batch_stats, alphas, x, y)) for bn in ("running", "batch")])
+
+
+def test_supernet_population_eval_one_device_equals_eight_devices(tmp_path):
+    """The supernet's population evaluation sharded on the 'pop' mesh of 8 host devices (5
+    members padded to 8) gives one device's accuracies exactly (issue 11)."""
+    if len(jax.devices()) != 1 or jax.default_backend() != "cpu":
+        pytest.skip(f"the 1-device reference runs in this process, which has {jax.devices()}")
+    script = ("import sys, jax, numpy as np\nassert len(jax.devices()) == 8, jax.devices()\n"
+              "from tests.test_scale_out import supernet_case\n"
+              "np.save(sys.argv[1], supernet_case())\n")
+    out = tmp_path / "eight.npy"
+    eight_run = subprocess.Popen([sys.executable, "-c", script, str(out)], cwd=REPO,
+                                 env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        one = supernet_case()
+    except BaseException:
+        eight_run.kill()
+        eight_run.wait()
+        raise
+    _wait([eight_run], timeout=600)
+    eight = np.load(out)
+    assert one.shape == (2, 5) and len(np.unique(one)) > 1, one
+    np.testing.assert_array_equal(eight, one)

@@ -19,6 +19,7 @@ number: a mean over the first ``min(k, available)`` neighbours (0 when there are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -68,10 +69,13 @@ class JaccardNovelty:
     population (except self) plus an archive of every evaluated genotype. ``k`` = 5 for
     NB201 (S2), 3 for DARTS (S1). ``archive_size`` = 0 disables the archive; when full the
     oldest entries are overwritten (NEvoNAS' archive is unbounded: size it to
-    ``pop_size * generations`` to match)."""
+    ``pop_size * generations`` to match). ``distance``: ``(N, ...), (K, ...) -> (N, K)``
+    between decoded genotypes: :func:`jaccard_distance` (positional, NB201 S2, the default)
+    or :func:`jaxnas.spaces.darts.pairwise_distance` (per-node gene sets, DARTS S1)."""
 
     archive_size: int = 1000
     num_columns: int = 1
+    distance: Callable = jaccard_distance
 
     def default_params(self):
         return {"k": jnp.int32(5)}
@@ -82,10 +86,10 @@ class JaccardNovelty:
     def __call__(self, key, decoded, base, is_new, archive: Archive, params):
         valid = jnp.all(jnp.isfinite(base), axis=1)
         n = decoded.shape[0]
-        d = jaccard_distance(decoded, decoded)
+        d = self.distance(decoded, decoded)
         d = jnp.where(valid[None, :] & ~jnp.eye(n, dtype=bool), d, jnp.inf)
         if self.archive_size:
-            da = jaccard_distance(decoded, archive.items)
+            da = self.distance(decoded, archive.items)
             d = jnp.concatenate([d, jnp.where(archive.valid[None, :], da, jnp.inf)], axis=1)
         nov = jnp.where(valid, _knn_mean(d, params["k"]), 0.0)
         archive = archive.insert(decoded, is_new & valid)

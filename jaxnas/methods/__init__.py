@@ -13,6 +13,8 @@ box (objectives, algorithm, answer rule):
   ``estimator = "supernet"`` the weight-sharing CMANAS, a one-shot run).
 - ``'evnas'`` (:mod:`.evnas`): GA over alpha sharing a supernet trained one epoch per
   generation (a one-shot run).
+- ``'nevonas'`` (:mod:`.nevonas`): NSGA-II over supernet accuracy and novelty, the supernet
+  trained online (a one-shot run).
 - ``'pevonas'`` (:mod:`.pevonas`): stages of supernet training with random alphas, a GA on
   the fixed supernet, and shrinking of every edge's ops around the best (a one-shot run).
 - ``'random'`` (:mod:`.random_search`) and ``'rea'`` (:mod:`.rea`): the baselines, run as rows
@@ -21,7 +23,7 @@ box (objectives, algorithm, answer rule):
 A run covers the method's grid (:mod:`.grid`: every device x seed, x constraint where the
 config says so) on a problem (:mod:`.problem`: table, estimator, costs, constraints), plus
 random search at the same budget. A one-shot config (:class:`.oneshot.OneShotConfig`: evnas,
-cmanas with ``estimator = "supernet"``, pevonas) runs instead on a supernet problem
+nevonas, pevonas, cmanas with ``estimator = "supernet"``) runs instead on a supernet problem
 (:mod:`.oneshot`, :mod:`.oneshot_run`), one seed per run, and returns a
 :class:`.oneshot_run.OneShotResult`. A new method is a new module here with ``Config`` and
 ``make_search``, added to :data:`METHODS`.
@@ -35,14 +37,15 @@ from typing import Any, Mapping
 from jaxnas import runs
 from jaxnas.config import ConfigError, check_range, parse
 from jaxnas.estimators import CachedEstimator
-from jaxnas.methods import cmanas, evnas, hw_evrsnas, mo_hdnas, pevonas, random_search, rea
+from jaxnas.methods import cmanas, evnas, hw_evrsnas, mo_hdnas, nevonas, pevonas, random_search, rea
 from jaxnas.methods.grid import GridOutput, run_grid
 from jaxnas.methods.oneshot import OneShotConfig
 from jaxnas.methods.oneshot_run import OneShotResult, run_oneshot
 from jaxnas.methods.problem import MAX_EVALUATIONS_PER_RUN, Problem, ProblemConfig, build_problem
 
 METHODS = {"hw_evrsnas": hw_evrsnas, "mo_hdnas": mo_hdnas, "cmanas": cmanas,
-           "evnas": evnas, "pevonas": pevonas, "random": random_search, "rea": rea}
+           "evnas": evnas, "nevonas": nevonas, "pevonas": pevonas, "random": random_search,
+           "rea": rea}
 #: salts of the baselines' cell keys (independent of the method's keys)
 BASELINE_SALT = {"random": 7919, "rea": 7927}
 

@@ -311,6 +311,8 @@ class OneShotSearch:
         epochs: supernet epochs of the whole run (the cosine schedule's length).
         pretrain_epochs: epochs trained with random alphas before the search (CMANAS).
         answer: ``state -> arch`` (one decoded architecture): the method's answer rule.
+        details: optional ``state -> dict`` added to the run's answer (e.g. a Pareto set).
+        oracle: the answer used test-set look-ups (an oracle): every output says so.
 
     A staged method (pEvoNAS) describes one stage per search; the runner trains a new
     supernet per stage. Fields (defaults: one stage over the whole space):
@@ -333,6 +335,8 @@ class OneShotSearch:
     epochs: int
     pretrain_epochs: int
     answer: Callable
+    details: Callable | None = None
+    oracle: bool = False
     stage: int = 0
     edge_ops: Any = None
     inherit: bool = False

@@ -332,6 +332,8 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
     table = _load_table(cfg, progress)
     arch = np.asarray(search.answer(state))
     answer = _describe(problem, arch, table)
+    if search.details is not None:
+        answer.update(search.details(state))
     size = int(algo.pop_size) if algo.population_based else int(algo.cma.pop_size) + 1
     t1 = time.perf_counter()
     baselines = {}
@@ -353,6 +355,7 @@ def run_oneshot(name: str, module, cfg: OneShotConfig, progress, checkpoint: byt
             "valid_images": int(len(d.y_valid)), "supernet": type(problem.model).__name__,
             "epochs": sum(s["epochs"] for s in done), "evaluations": rec.evaluations,
             "distinct": len(rec.seen), "fitness": "100 - supernet top-1 on search-valid (%)",
+            "oracle": bool(search.oracle),
             "timing": {"pretrain_seconds": t_pre, "search_seconds": t_search,
                        "baseline_seconds": time.perf_counter() - t1,
                        "total_seconds": time.perf_counter() - t_start,

@@ -277,12 +277,13 @@ def make_population_eval(model, *, chunk: int | None = None, bn: str = "running"
         variables = _variables(weights, batch_stats)
 
         def member(alpha):
-            def body(acc, xy):
+            # hits per chunk as scan outputs, not a carry: a constant initial carry is not
+            # 'pop'-varying under shard_map, and scan refuses the mismatch
+            def body(_, xy):
                 logits = model.apply(variables, xy[0], alpha, train=train)
-                hit = jnp.argmax(logits, axis=-1) == xy[1]
-                return acc + jnp.sum(hit, dtype=jnp.int32), None
+                return None, jnp.sum(jnp.argmax(logits, axis=-1) == xy[1], dtype=jnp.int32)
 
-            return jax.lax.scan(body, jnp.zeros((), jnp.int32), (xs, ys))[0]
+            return jnp.sum(jax.lax.scan(body, None, (xs, ys))[1], dtype=jnp.int32)
 
         if member_batch is None:
             return jax.vmap(member)(alphas)
