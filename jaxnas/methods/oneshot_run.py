@@ -1,4 +1,4 @@
-"""Run a one-shot method (EvNAS, weight-sharing CMANAS) on a supernet problem (issue 11).
+"""Run a one-shot method (EvNAS, CMANAS, NEvoNAS, pEvoNAS) on a supernet problem (issues 11-12).
 
 :func:`run_oneshot` is what ``methods.run(name, config)`` calls for a one-shot config:
 
@@ -18,6 +18,18 @@
 5. the answer (the method's rule), its NB201 index and table accuracies (NB201, when a table
    is found), and the RSWS baseline: as many random architectures as the search evaluated,
    scored by the same (final) supernet, the best one taken.
+
+A staged search (pEvoNAS: ``search.next_stage`` set) repeats 2-3 per stage: each stage has
+its own supernet (``search.edge_ops``), schedule and pre-training (``alpha_scale``), a search
+that also ends when ``search.stop(best genotypes of the stage)`` holds, and then
+``next_stage(state)`` gives the next stage's ops; the module's ``make_search(config,
+problem, stage=, edge_ops=)`` builds it, and the new supernet inherits the previous one's
+matching weights when ``search.inherit``. The history gains ``stage`` and ``best_genotype``
+columns, the result ``meta.stages`` (ops, generations, converged, inherited arrays). The
+checkpoint also holds the current stage (index, ops, inherited count) and the finished
+stages' records; the stop rule is a function of the saved history, so a run resumed after a
+stage's last checkpoint converges, shrinks and inherits exactly as the uninterrupted one.
+Stage ``s > 0`` keys are ``fold_in(key, s)`` of the run keys (stage 0 as a one-stage run).
 
 Nothing here prints or writes files (``progress`` and the callback do).
 """
