@@ -207,6 +207,22 @@ def test_improving_fitness_runs_to_max_generations():
     assert all(a != b for a, b in zip(bests, bests[1:]))
 
 
+def test_darts_stages_chain_without_training():
+    """The DARTS pipeline (8 -> 2 ops per edge and cell type, inheritance, decoding in the
+    reduced space) with a made-up fitness: the DARTS supernet is built but never run."""
+    r = _run_fake(lambda key, archs: np.zeros(len(archs), np.float32), space="darts", cells=3,
+                  progression=[8, 2], max_generations=4, converge_generations=2)
+    st = r.meta["stages"]
+    assert [len(s["edge_ops"][c][e]) for s in st for c, e in [(0, 0), (1, 13)]] == [8, 8, 2, 2]
+    assert [s["generations"] for s in st] == [3, 3]  # S1: more than converge_generations
+    assert st[0]["inherited"] == 0 and st[1]["inherited"] > 0
+    geno = darts.from_str(r.answer["genotype"])
+    edges = np.asarray(darts.NODE_OFFSETS[:-1])[np.arange(8) // 2] + geno[..., 1]
+    for c, i in np.ndindex(2, 8):
+        op = darts.OPS[geno[c, i, 0]]
+        assert op != "none" and op in st[1]["edge_ops"][c][edges[c, i]]
+
+
 # ---------------------------------------------------------------------------- real runs
 
 
