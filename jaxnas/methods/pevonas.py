@@ -26,6 +26,9 @@ Algorithm box (one run per seed; :func:`make_search` builds one stage, the one-s
                  or as soon as the best genotype of the last ``converge_generations`` (10)
                  evaluations is one and the same (``convergeBreak``)
     answer       the best genotype of the final stage's last evaluated population
+    baseline     RSWS: as many random architectures as the run evaluated, drawn from the
+                 final stage's ops (the only ones the final supernet carries) and scored by
+                 the final supernet, the best one taken
 
 Where this follows METHODS.md (the authors' code) over the paper text:
 
