@@ -118,6 +118,7 @@ class SearchReLUConvBN(nn.Module):
     kernel_size: int = 3
     affine: bool = False
     track: bool = True
+    loopsafe: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = True):
@@ -125,7 +126,10 @@ class SearchReLUConvBN(nn.Module):
         shape = (k, k, c, c) if k == 3 else (c, c)
         kernel = self.param("kernel", ops.torch_uniform_init(c * k * k), shape)
         h = jax.nn.relu(x)
-        y = ops.conv3x3(h, kernel) if k == 3 else ops.conv1x1(h, kernel)
+        if self.loopsafe:  # inside the scan over cells: VJPs without in-loop conv gradients
+            y = ops.conv3x3_loopsafe(h, kernel) if k == 3 else ops.conv1x1_loopsafe(h, kernel)
+        else:
+            y = ops.conv3x3(h, kernel) if k == 3 else ops.conv1x1(h, kernel)
         if not self.affine:
             y = y + self.param("conv_bias", ops.torch_uniform_init(c * k * k), (c,))
         return torch_bn(self, y, c, self.affine, self.track, train)
@@ -139,6 +143,7 @@ class MixedOp(nn.Module):
     names: tuple
     affine: bool
     track: bool
+    loopsafe: bool = False
 
     @nn.compact
     def __call__(self, x, w, train: bool = True):
@@ -152,7 +157,8 @@ class MixedOp(nn.Module):
                 y = ops.avg_pool_3x3(x)
             else:
                 k = 1 if name == "nor_conv_1x1" else 3
-                y = SearchReLUConvBN(self.c, k, self.affine, self.track, name=name)(x, train)
+                y = SearchReLUConvBN(self.c, k, self.affine, self.track, self.loopsafe,
+                                     name=name)(x, train)
             y = w[OPS.index(name)] * y
             acc = y if acc is None else acc + y
         return acc
@@ -166,6 +172,7 @@ class SearchCell(nn.Module):
     edge_ops: tuple
     affine: bool
     track: bool
+    loopsafe: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True):
@@ -175,7 +182,7 @@ class SearchCell(nn.Module):
             for e, (to, frm) in enumerate(space.EDGES):
                 if to != j:
                     continue
-                y = MixedOp(self.c, self.edge_ops[e], self.affine, self.track,
+                y = MixedOp(self.c, self.edge_ops[e], self.affine, self.track, self.loopsafe,
                             name=f"edge_{e}")(nodes[frm], weights[e], train)
                 if y is not None:
                     acc = y if acc is None else acc + y
@@ -192,6 +199,11 @@ class NB201Supernet(nn.Module):
         track_running_stats: running statistics in the cells (EvNAS/CMANAS True, pEvoNAS False).
         edge_ops: per-edge op names (static), ``None`` for all 5 ops on all 6 edges.
         softmax: mix with ``softmax(alpha)`` (default) or with ``alpha`` as given.
+        scan_cells: run the N cells of a stage as one ``lax.scan`` over their stacked
+            parameters (default), so XLA compiles one cell per stage instead of N; the
+            parameter tree is unchanged (``cells_<i>`` per cell, stacked on the fly), the
+            convolutions use the loop-safe VJPs (:mod:`jaxnas.nets.ops`). ``False``: the
+            cells unrolled (the same numbers up to float32 rounding).
 
     ``__call__(x, alpha, train=True)``:
         x: (B, H, W, 3) float32 normalised images (H, W divisible by 4).
@@ -206,10 +218,41 @@ class NB201Supernet(nn.Module):
     track_running_stats: bool = True
     edge_ops: Sequence[Sequence[str]] | None = None
     softmax: bool = True
+    scan_cells: bool = True
 
     @property
     def alpha_shape(self) -> tuple[int, int]:
         return ALPHA_SHAPE
+
+    def _cells(self, h, weights, train, first: int, last: int, c: int, edge_ops):
+        """Search cells ``first..last-1`` (one stage): unrolled, or one scan (see scan_cells)."""
+        names = [f"cells_{i}" for i in range(first, last)]
+        if not self.scan_cells or self.is_initializing():
+            for n in names:
+                h = SearchCell(c, edge_ops, self.affine, self.track_running_stats, name=n)(
+                    h, weights, train)
+            return h
+        cell = SearchCell(c, edge_ops, self.affine, self.track_running_stats, loopsafe=True,
+                          parent=None)
+        stack = lambda col: jax.tree.map(lambda *a: jnp.stack(a),
+                                         *[self.variables[col][n] for n in names])
+        params = stack("params")
+        stats = stack("batch_stats") if self.track_running_stats else None
+        update = (train and stats is not None and self.is_mutable_collection("batch_stats"))
+
+        def body(x, ps):
+            p, s = ps
+            v = {"params": p} if s is None else {"params": p, "batch_stats": s}
+            if update:
+                y, new = cell.apply(v, x, weights, train, mutable=["batch_stats"])
+                return y, new["batch_stats"]
+            return cell.apply(v, x, weights, train), s
+
+        h, stats = jax.lax.scan(body, h, (params, stats))
+        if update:
+            for k, n in enumerate(names):
+                self.put_variable("batch_stats", n, jax.tree.map(lambda a: a[k], stats))
+        return h
 
     @nn.compact
     def __call__(self, x, alpha, train: bool = True):
@@ -222,14 +265,17 @@ class NB201Supernet(nn.Module):
         h = TorchBatchNorm(C, name="stem_bn")(ops.conv3x3(x, kernel), train)
         kinds, _ = stage_layout(N)
         chans = cell_channels(C, N)
-        c_prev = C
-        for i, kind in enumerate(kinds):
-            if kind == "reduce":
+        c_prev, i = C, 0
+        while i < len(kinds):
+            if kinds[i] == "reduce":
                 h = ResNetBlock(c_prev, chans[i], name=f"cells_{i}")(h, train)
-            else:
-                h = SearchCell(chans[i], edge_ops, self.affine, self.track_running_stats,
-                                name=f"cells_{i}")(h, weights, train)
-            c_prev = chans[i]
+                c_prev, i = chans[i], i + 1
+                continue
+            j = i
+            while j < len(kinds) and kinds[j] != "reduce":
+                j += 1
+            h = self._cells(h, weights, train, i, j, chans[i], edge_ops)
+            c_prev, i = chans[i], j
         h = jax.nn.relu(TorchBatchNorm(c_prev, name="lastact")(h, train))
         pooled = jnp.mean(h, axis=(1, 2))
         init = ops.torch_uniform_init(c_prev)
