@@ -248,6 +248,7 @@ class NB201Supernet(nn.Module):
                 return y, new["batch_stats"]
             return cell.apply(v, x, weights, train), s
 
+        h = ops.match_varying(h, weights)[0]  # under shard_map the cells vary with alpha
         h, stats = jax.lax.scan(body, h, (params, stats))
         if update:
             for k, n in enumerate(names):
