@@ -92,20 +92,53 @@ def pointwise(x, w):
     return jnp.einsum("...c,cd->...d", x, w)
 
 
+def _depthwise_taps(x, w, stride: int, dilation: int, pad: int):
+    k = w.shape[0]
+    out = None
+    for t, v in enumerate(_shifted(x, k, stride, dilation, pad, 0.0)):
+        y = v * w[t // k, t % k, 0]
+        out = y if out is None else out + y
+    return out
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def depthwise(x, w, stride: int, dilation: int):
     """Depthwise conv, padding ``dilation * (k - 1) // 2``; ``w`` (k, k, 1, C).
 
     Written as the sum of the ``k * k`` shifted slices times per-channel weights: XLA:CPU
     compiles grouped ``conv_general_dilated`` (forward and backward) through its own loop
-    emitter, which made a 3-cell search network take minutes to compile (measured).
+    emitter, which made a 3-cell search network take minutes to compile (measured). The VJP is
+    hand-written from forward-style ops: ``dw`` the ``k * k`` tap reductions of
+    ``slice_t(x) * g``, ``dx`` the same shifted-slice sum over ``g`` (dilated by the stride)
+    with the flipped kernel. Autodiff of the slices gives the same values but transposes
+    each slice into a padded full-size tensor; in the banked (vmapped) cells that ran 2x
+    slower and compiled ~20 % slower on XLA:CPU (benchmarks/README.md).
     """
+    return _depthwise_taps(x, w, stride, dilation, dilation * (w.shape[0] - 1) // 2)
+
+
+def _depthwise_fwd(x, w, stride, dilation):
+    return depthwise(x, w, stride, dilation), (x, w)
+
+
+def _depthwise_bwd(stride, dilation, res, g):
+    x, w = res
     k = w.shape[0]
     p = dilation * (k - 1) // 2
-    out = None
-    for t, v in enumerate(_shifted(x, k, stride, dilation, p, 0.0)):
-        y = v * w[t // k, t % k, 0]
-        out = y if out is None else out + y
-    return out
+    h, wd = x.shape[-3], x.shape[-2]
+    taps = [jnp.sum(v * g, axis=(0, 1, 2)) for v in _shifted(x, k, stride, dilation, p, 0.0)]
+    dw = jnp.stack(taps).reshape(w.shape)
+    if stride > 1:  # back to input resolution: g at every stride-th position of the padded frame
+        zero = jnp.zeros((), g.dtype)
+        g = lax.pad(g, zero, ((0, 0, 0), (0, 0, stride - 1), (0, 0, stride - 1), (0, 0, 0)))
+    span = dilation * (k - 1)
+    g = jnp.pad(g, ((0, 0), (0, h + 2 * p - span - g.shape[1]), (0, wd + 2 * p - span - g.shape[2]),
+                    (0, 0)))
+    full = _depthwise_taps(g, w[::-1, ::-1], 1, dilation, span)  # gradient w.r.t. the padded x
+    return full[:, p:p + h, p:p + wd, :], dw
+
+
+depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 class _DwPwBN(nn.Module):
