@@ -31,6 +31,13 @@ edge, as :class:`jaxnas.nets.supernet.NB201Supernet` does; parameters are keyed
 
 Pooling is re-expressed as max/sum over the 9 shifted (strided) slices of the padded input
 (PERF_NOTES.md: XLA:CPU's ``reduce_window`` backward is slow).
+
+Compile time (benchmarks/README.md, "DARTS search network compile time", 2026-12-07): the
+train step's backward pass dominated, one copy of the 8-op bank per edge (14 per cell; one
+reduction cell's train step took 441 s to compile on XLA:CPU). Since then each cell runs its
+edges in 4 banks (:func:`edge_banks`, one ``vmap`` over stacked edges each; 64 s for that
+cell), 1x1 convolutions are ``einsum`` (:func:`pointwise`) and :func:`depthwise` has a
+hand-written VJP. Variables stay per edge and op name.
 """
 
 from __future__ import annotations
