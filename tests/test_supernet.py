@@ -308,3 +308,42 @@ def test_scanned_cells_equal_unrolled_cells(track):
     v = {"params": state.weights, "batch_stats": state.batch_stats}
     np.testing.assert_allclose(scanned.apply(v, x, alpha, train=False),
                                unrolled.apply(v, x, alpha, train=False), rtol=1e-5, atol=1e-6)
+
+
+def test_darts_banked_cell_equals_edge_by_edge():
+    """The banked reduction cell (edges stacked and vmapped, :func:`edge_banks`) has the same
+    variables and gives the same outputs, BN updates and gradients as the edge-by-edge cell.
+    Eager (no jit) and a few cheap ops so that nothing large compiles (all 8 ops: the slow
+    DARTS test); op subsets on two edges make a bank split."""
+    from jaxnas.nets.darts_supernet import DartsSearchCell, edge_banks
+
+    reduction = True
+    ops = [("none", "avg_pool_3x3", "skip_connect", "dil_conv_3x3")] * darts.NUM_EDGES
+    ops[3], ops[9] = ("max_pool_3x3", "sep_conv_3x3"), ("skip_connect",)
+    banks = edge_banks(reduction, tuple(ops))
+    assert sorted(e for b in banks for e in b) == list(range(darts.NUM_EDGES)) and len(banks) == 6
+    assert edge_banks(False, (tuple(darts.OPS),) * 14) == [[0, 1, 2, 3, 5, 6, 9, 10],
+                                                         [4, 7, 11], [8, 12], [13]]
+
+    def cell(batch):
+        return DartsSearchCell(4, 4, 2, reduction, False, tuple(ops), False, True, batch)
+
+    x0, x1 = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 4, 4))
+    w = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (14, 8)), -1)
+    v = cell(True).init(jax.random.PRNGKey(2), x0, x1, w, True)
+    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(
+        cell(False).init(jax.random.PRNGKey(2), x0, x1, w, True))
+    assert set(v["params"]["edge_3"]) == {"sep_conv_3x3"}
+
+    def run(batch):
+        def loss(p, x1):
+            y, upd = cell(batch).apply({"params": p, "batch_stats": v["batch_stats"]}, x0, x1, w,
+                                       True, mutable=["batch_stats"])
+            return jnp.sum(jnp.sin(y)), (y, upd)
+        return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(v["params"], x1)
+
+    (lb, aux_b), g_b = run(True)
+    (lu, aux_u), g_u = run(False)
+    assert aux_b[0].shape == (3, 2 if reduction else 4, 2 if reduction else 4, 8)
+    close = partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
+    jax.tree_util.tree_map(close, (aux_b, g_b), (aux_u, g_u))

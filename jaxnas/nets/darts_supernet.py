@@ -31,10 +31,18 @@ edge, as :class:`jaxnas.nets.supernet.NB201Supernet` does; parameters are keyed
 
 Pooling is re-expressed as max/sum over the 9 shifted (strided) slices of the padded input
 (PERF_NOTES.md: XLA:CPU's ``reduce_window`` backward is slow).
+
+Compile time (benchmarks/README.md, "DARTS search network compile time", 2026-12-07): the
+train step's backward pass dominated, one copy of the 8-op bank per edge (14 per cell; one
+reduction cell's train step took 441 s to compile on XLA:CPU). Since then each cell runs its
+edges in 4 banks (:func:`edge_banks`, one ``vmap`` over stacked edges each; 64 s for that
+cell), 1x1 convolutions are ``einsum`` (:func:`pointwise`) and :func:`depthwise` has a
+hand-written VJP. Variables stay per edge and op name.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import flax.linen as nn
@@ -84,20 +92,60 @@ def avg_pool_3x3(x, stride: int = 1):
     return total / count
 
 
+def pointwise(x, w):
+    """1x1 convolution as ``einsum('...c,cd->...d')``; ``w`` (C_in, C_out). Under ``vmap`` over
+    stacked edges it is one batched matmul, where a vmapped ``conv_general_dilated`` with a
+    batched kernel becomes a grouped convolution (about 2x slower to run on XLA:CPU, measured)."""
+    return jnp.einsum("...c,cd->...d", x, w)
+
+
+def _depthwise_taps(x, w, stride: int, dilation: int, pad: int):
+    k = w.shape[0]
+    out = None
+    for t, v in enumerate(_shifted(x, k, stride, dilation, pad, 0.0)):
+        y = v * w[t // k, t % k, 0]
+        out = y if out is None else out + y
+    return out
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def depthwise(x, w, stride: int, dilation: int):
     """Depthwise conv, padding ``dilation * (k - 1) // 2``; ``w`` (k, k, 1, C).
 
     Written as the sum of the ``k * k`` shifted slices times per-channel weights: XLA:CPU
     compiles grouped ``conv_general_dilated`` (forward and backward) through its own loop
-    emitter, which made a 3-cell search network take minutes to compile (measured).
+    emitter, which made a 3-cell search network take minutes to compile (measured). The VJP is
+    hand-written from forward-style ops: ``dw`` the ``k * k`` tap reductions of
+    ``slice_t(x) * g``, ``dx`` the same shifted-slice sum over ``g`` (dilated by the stride)
+    with the flipped kernel. Autodiff of the slices gives the same values but transposes
+    each slice into a padded full-size tensor; in the banked (vmapped) cells that ran 2x
+    slower and compiled ~20 % slower on XLA:CPU (benchmarks/README.md).
     """
+    return _depthwise_taps(x, w, stride, dilation, dilation * (w.shape[0] - 1) // 2)
+
+
+def _depthwise_fwd(x, w, stride, dilation):
+    return depthwise(x, w, stride, dilation), (x, w)
+
+
+def _depthwise_bwd(stride, dilation, res, g):
+    x, w = res
     k = w.shape[0]
     p = dilation * (k - 1) // 2
-    out = None
-    for t, v in enumerate(_shifted(x, k, stride, dilation, p, 0.0)):
-        y = v * w[t // k, t % k, 0]
-        out = y if out is None else out + y
-    return out
+    h, wd = x.shape[-3], x.shape[-2]
+    taps = [jnp.sum(v * g, axis=(0, 1, 2)) for v in _shifted(x, k, stride, dilation, p, 0.0)]
+    dw = jnp.stack(taps).reshape(w.shape)
+    if stride > 1:  # back to input resolution: g at every stride-th position of the padded frame
+        zero = jnp.zeros((), g.dtype)
+        g = lax.pad(g, zero, ((0, 0, 0), (0, 0, stride - 1), (0, 0, stride - 1), (0, 0, 0)))
+    span = dilation * (k - 1)
+    g = jnp.pad(g, ((0, 0), (0, h + 2 * p - span - g.shape[1]), (0, wd + 2 * p - span - g.shape[2]),
+                    (0, 0)))
+    full = _depthwise_taps(g, w[::-1, ::-1], 1, dilation, span)  # gradient w.r.t. the padded x
+    return full[:, p:p + h, p:p + wd, :], dw
+
+
+depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 class _DwPwBN(nn.Module):
@@ -116,7 +164,7 @@ class _DwPwBN(nn.Module):
     def __call__(self, x, train: bool):
         dw = self.param("dw", ops.torch_uniform_init(self.k * self.k), (self.k, self.k, 1, self.c_in))
         pw = self.param("pw", ops.torch_uniform_init(self.c_in), (self.c_in, self.c_out))
-        y = ops.conv1x1(depthwise(jax.nn.relu(x), dw, self.stride, self.dilation), pw)
+        y = pointwise(depthwise(jax.nn.relu(x), dw, self.stride, self.dilation), pw)
         return torch_bn(self, y, self.c_out, self.affine, self.track, train)
 
 
@@ -145,7 +193,7 @@ class ReLUConv1x1BN(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         w = self.param("kernel", ops.torch_uniform_init(self.c_in), (self.c_in, self.c_out))
-        return torch_bn(self, ops.conv1x1(jax.nn.relu(x), w), self.c_out, self.affine, self.track, train)
+        return torch_bn(self, pointwise(jax.nn.relu(x), w), self.c_out, self.affine, self.track, train)
 
 
 class FactorizedReduce(nn.Module):
@@ -162,7 +210,7 @@ class FactorizedReduce(nn.Module):
         h = jax.nn.relu(x)
         w1 = self.param("kernel_1", ops.torch_uniform_init(self.c_in), (self.c_in, self.c_out // 2))
         w2 = self.param("kernel_2", ops.torch_uniform_init(self.c_in), (self.c_in, self.c_out // 2))
-        y = jnp.concatenate([ops.conv1x1(h[:, ::2, ::2], w1), ops.conv1x1(h[:, 1::2, 1::2], w2)], -1)
+        y = jnp.concatenate([pointwise(h[:, ::2, ::2], w1), pointwise(h[:, 1::2, 1::2], w2)], -1)
         return torch_bn(self, y, self.c_out, self.affine, self.track, train)
 
 
@@ -210,8 +258,35 @@ class DartsMixedOp(nn.Module):
         return acc
 
 
+def edge_banks(reduction: bool, edge_ops: tuple) -> list[list[int]]:
+    """Edges computed together (one ``vmap`` over stacked inputs, weights and statistics): the
+    edges leaving the same input state(s) with the same stride and op set. State ``j`` is
+    known once node ``j - 2`` is, so the banks are: all edges from the cell inputs ``s0``/``s1``
+    (8 edges; in a reduction cell exactly the stride-2 ones), then those from node 0 (3),
+    node 1 (2) and node 2 (1). With ``edge_ops`` subsets a bank splits by op set."""
+    banks = []
+    for inputs in ((0, 1), (2,), (3,), (4,)):
+        by_key: dict = {}
+        for e in range(space.NUM_EDGES):
+            j = int(space.EDGE_INPUT[e])
+            if j in inputs:
+                stride = 2 if reduction and j < 2 else 1
+                by_key.setdefault((stride, edge_ops[e]), []).append(e)
+        banks.extend(by_key.values())
+    return banks
+
+
 class DartsSearchCell(nn.Module):
-    """One DARTS search cell; ``weights`` (14, 8) of its cell type. Output 4C channels."""
+    """One DARTS search cell; ``weights`` (14, 8) of its cell type. Output 4C channels.
+
+    ``batch_edges`` (default): the edges of each bank of :func:`edge_banks` run as one
+    ``vmap`` of the functional :class:`DartsMixedOp` over the stacked edges, so XLA compiles
+    4 op banks per cell instead of 14 (the compile time of the train step's backward pass
+    grows with the number of op instances; benchmarks/README.md, "DARTS search network compile
+    time"). The variables stay per edge and per op name (``edge_<e>/<op name>/...``, each
+    edge's tree one variable) and are stacked in the forward pass. ``batch_edges=False`` runs
+    the edges one by one (same values up to float32 rounding; tests compare them).
+    """
 
     c_pp: int
     c_p: int
@@ -221,6 +296,52 @@ class DartsSearchCell(nn.Module):
     edge_ops: tuple
     affine: bool
     track: bool
+    batch_edges: bool = True
+
+    def _proto(self, e: int) -> DartsMixedOp:
+        stride = 2 if self.reduction and int(space.EDGE_INPUT[e]) < 2 else 1
+        return DartsMixedOp(self.c, stride, self.edge_ops[e], self.affine, self.track, parent=None)
+
+    def _edge_vars(self, e: int, x, w):
+        """Variables of edge ``e`` as ``(params, batch_stats)`` trees (``{}`` where none)."""
+        proto = self._proto(e)
+        abstract = jax.eval_shape(partial(proto.init, train=True), jax.random.PRNGKey(0), x, w)
+
+        def init(rng, col):
+            return proto.init(rng, jnp.zeros(x.shape, x.dtype), jnp.zeros_like(w), train=True)[col]
+
+        p = self.param(f"edge_{e}", init, "params") if abstract.get("params") else {}
+        s = {}
+        if abstract.get("batch_stats"):
+            s = self.variable("batch_stats", f"edge_{e}", init, jax.random.PRNGKey(0), "batch_stats")
+        return p, s
+
+    def _run_bank(self, bank, inputs, weights, train: bool):
+        proto = self._proto(bank[0])
+        vs = [self._edge_vars(e, inputs[0], weights[e]) for e in bank]
+        update = (train and self.track and not self.is_initializing()
+                  and self.is_mutable_collection("batch_stats"))
+
+        def one(p, s, x, w):
+            v = {"params": p, "batch_stats": s}
+            if update and s:
+                y, upd = proto.apply(v, x, w, train, mutable=["batch_stats"])
+                return y, upd["batch_stats"]
+            return proto.apply(v, x, w, train), s
+
+        stats = [s.value if s else {} for _, s in vs]
+        if len(bank) == 1:
+            ys, new = one(vs[0][0], stats[0], inputs[0], weights[bank[0]])
+            ys, new = ys[None], jax.tree_util.tree_map(lambda a: a[None], new)
+        else:
+            stack = partial(jax.tree_util.tree_map, lambda *a: jnp.stack(a))
+            ys, new = jax.vmap(one)(stack(*[p for p, _ in vs]), stack(*stats), jnp.stack(inputs),
+                                    weights[jnp.asarray(bank)])
+        if update:
+            for i, (_, s) in enumerate(vs):
+                if s:
+                    s.value = jax.tree_util.tree_map(lambda a, i=i: a[i], new)
+        return ys
 
     @nn.compact
     def __call__(self, s0, s1, weights, train: bool):
@@ -231,15 +352,29 @@ class DartsSearchCell(nn.Module):
             s0 = ReLUConv1x1BN(self.c_pp, self.c, a, t, name="preprocess0")(s0, train)
         s1 = ReLUConv1x1BN(self.c_p, self.c, a, t, name="preprocess1")(s1, train)
         states = [s0, s1]
-        for n in range(space.NUM_NODES):
-            acc = None
-            for j, h in enumerate(states):
-                e = space.NODE_OFFSETS[n] + j
-                stride = 2 if self.reduction and j < 2 else 1
-                y = DartsMixedOp(self.c, stride, self.edge_ops[e], a, t, name=f"edge_{e}")(
-                    h, weights[e], train)
-                acc = y if acc is None else acc + y
-            states.append(acc)
+        if not self.batch_edges:
+            for n in range(space.NUM_NODES):
+                acc = None
+                for j, h in enumerate(states):
+                    e = space.NODE_OFFSETS[n] + j
+                    stride = 2 if self.reduction and j < 2 else 1
+                    y = DartsMixedOp(self.c, stride, self.edge_ops[e], a, t, name=f"edge_{e}")(
+                        h, weights[e], train)
+                    acc = y if acc is None else acc + y
+                states.append(acc)
+            return jnp.concatenate(states[-4:], axis=-1)
+        out = {}  # edge -> its mixed-op output
+        for bank in edge_banks(self.reduction, self.edge_ops):
+            inputs = [states[int(space.EDGE_INPUT[e])] for e in bank]
+            ys = self._run_bank(bank, inputs, weights, train)
+            out.update({e: ys[i] for i, e in enumerate(bank)})
+            n = len(states) - 2  # the node whose incoming edges are now all computed
+            if n < space.NUM_NODES and all(space.NODE_OFFSETS[n] + j in out for j in range(n + 2)):
+                acc = None
+                for j in range(n + 2):
+                    y = out[space.NODE_OFFSETS[n] + j]
+                    acc = y if acc is None else acc + y
+                states.append(acc)
         return jnp.concatenate(states[-4:], axis=-1)
 
 
@@ -252,6 +387,7 @@ class DartsSearchNetwork(nn.Module):
         affine / track_running_stats: cell BatchNorms (DARTS search: affine False, tracking).
         edge_ops: ``None`` (all 8 ops everywhere) or 2 (normal, reduce) x 14 tuples of op names.
         softmax: mix with ``softmax(alpha)`` (default) or ``alpha`` as given.
+        batch_edges: run each cell's edges in banks (default; :class:`DartsSearchCell`).
 
     ``__call__(x, alpha, train=True)``: x (B, H, W, 3) float32 (H, W divisible by 4), alpha
     (2, 14, 8) float32 raw. Returns logits (B, num_classes).
@@ -265,6 +401,7 @@ class DartsSearchNetwork(nn.Module):
     track_running_stats: bool = True
     edge_ops: Sequence | None = None
     softmax: bool = True
+    batch_edges: bool = True
 
     @property
     def alpha_shape(self) -> tuple[int, int, int]:
@@ -291,7 +428,8 @@ class DartsSearchNetwork(nn.Module):
                 c *= 2
             t = int(reduction)
             cell = DartsSearchCell(c_pp, c_p, c, reduction, reduction_prev, edge_ops[t],
-                                   self.affine, self.track_running_stats, name=f"cells_{i}")
+                                   self.affine, self.track_running_stats, self.batch_edges,
+                                   name=f"cells_{i}")
             s0, s1 = s1, cell(s0, s1, weights[t], train)
             reduction_prev = reduction
             c_pp, c_p = c_p, 4 * c
