@@ -1,6 +1,6 @@
 """beta-VAE training throughput: jaxnas.compress vs the same network in PyTorch.
 
-Both train the same beta-VAE + classifier (``benchmarks/torch_compress.py`` mirrors
+Both train the same beta-VAE + classifier (``benchmarks/_lib/torch_compress.py`` mirrors
 :class:`jaxnas.compress.model.BetaVAE`: layers, padding, loss, Adam) on the same batches of real
 images, in this process, one after the other, never concurrently. jaxnas runs its production
 train step (:class:`jaxnas.compress.Trainer`: one jitted step with masks applied in the forward
@@ -29,7 +29,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib"))
 import torch  # noqa: E402
 import torch_compress  # noqa: E402
 

@@ -23,7 +23,7 @@ import sys
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
+sys.path[:0] = [_HERE, os.path.join(_HERE, "_lib"), os.path.dirname(_HERE)]
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -33,7 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [_HERE, os.path.dirname(_HERE)]  # the peer modules; this checkout's jaxnas
+sys.path[:0] = [_HERE, os.path.join(_HERE, "_lib"), os.path.dirname(_HERE)]  # the peer modules; this checkout's jaxnas
 import torch  # noqa: E402
 import torch_supernet  # noqa: E402
 from supernet_common import PeakRSS, data_dir, load_cifar10  # noqa: E402

@@ -259,13 +259,14 @@ class NSGA2(Algorithm):
         return state.population, state.fitness, state.rank == 0
 
 
-def nevonas_params(params: NSGA2Params) -> NSGA2Params:
+def nevonas_params(params: NSGA2Params, sbx_eta: float = 15.0, sbx_prob: float = 0.7,
+                   pm_eta: float = 20.0, pm_prob_var: float = 0.2) -> NSGA2Params:
     """NEvoNAS's operator settings (METHODS.md 4; pymoo 0.5 ``SBX(eta=15, prob=0.7)``,
     ``PM(eta=20, prob=0.2)``, where 0.5's ``prob`` is the per-variable probability) applied
     to the params of an NSGA2 with SBX crossover and polynomial mutation."""
     cx, mut = dict(params.crossover), dict(params.mutation)
     if "eta" not in cx or "prob_var" not in mut:
         raise ValueError("nevonas_params needs an NSGA2 with SBX crossover and polynomial mutation")
-    cx.update(eta=jnp.float32(15.0), prob=jnp.float32(0.7))
-    mut.update(eta=jnp.float32(20.0), prob=jnp.float32(1.0), prob_var=jnp.float32(0.2))
+    cx.update(eta=jnp.float32(sbx_eta), prob=jnp.float32(sbx_prob))
+    mut.update(eta=jnp.float32(pm_eta), prob=jnp.float32(1.0), prob_var=jnp.float32(pm_prob_var))
     return params.replace(crossover=cx, mutation=mut)

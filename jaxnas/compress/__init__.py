@@ -1,15 +1,13 @@
 """The compression study (METHODS.md section 7; arXiv 2307.09994): does a disentangled latent
 representation (a beta-VAE) make a network easier to prune?
 
-Public API::
+Public API (the names ``jaxnas.compress`` exports)::
 
-    from jaxnas.compress import (
-        CompressConfig, config_from_dict,          # validated settings (TOML -> dataclass)
-        BetaVAE, vae_loss, gaussian_kl,            # model and objective
-        global_magnitude_masks, apply_masks, sparsity, count_params, flops, sparsity_path,
-        latent_summary, total_correlation, traversal_grid,   # diagnostics
-        load_study_data, Trainer, run_sweep,       # data, training, the beta x sparsity sweep
-    )
+    CompressConfig, config_from_dict,          # validated settings (TOML -> dataclass)
+    BetaVAE, vae_loss, gaussian_kl,            # model and objective
+    global_magnitude_masks, apply_masks, sparsity, count_params, flops, sparsity_path,
+    latent_summary, total_correlation, traversal_grid,   # diagnostics
+    load_study_data, Trainer, run_sweep,       # data, training, the beta x sparsity sweep
 
 - :mod:`~jaxnas.compress.model`: conv encoder -> (mu, logvar) -> z -> conv decoder, classifier
   on z; the control is the same encoder without the VAE;

@@ -1,13 +1,11 @@
 """Datasets, augmentation, reference models and the RMI batch selection (DESIGN.md "Data").
 
-Public API::
+Public API (the names ``jaxnas.data`` exports)::
 
-    from jaxnas.data import (
-        Dataset, DATASETS, load_dataset, load_npz_dataset, load_tfds, load_digits_dataset,
-        default_data_dir, augment_flip_crop, normalise, select_lowest_loss_batch,
-        Reference, pretrained_cifar10_resnet20, load_reference, reference_for_dataset,
-        TrainSettings, fit_classifier, prepare_rmi_batch,
-    )
+    Dataset, DATASETS, load_dataset, load_npz_dataset, load_tfds, load_digits_dataset,
+    default_data_dir, augment_flip_crop, normalise, select_lowest_loss_batch,
+    Reference, pretrained_cifar10_resnet20, load_reference, reference_for_dataset,
+    TrainSettings, fit_classifier, prepare_rmi_batch
 
 - images are uint8 NHWC, labels int32 (:mod:`jaxnas.data.datasets`);
 - :func:`augment_flip_crop` is jittable and seeded (:mod:`jaxnas.data.augment`);

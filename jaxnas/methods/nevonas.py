@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas import config as C
-from jaxnas.algorithms import NSGA2
+from jaxnas.algorithms import NSGA2, nevonas_params
 from jaxnas.algorithms.encodings import nb201_categorical
 from jaxnas.algorithms.novelty import JaccardNovelty, jaccard_distance
 from jaxnas.bench import load_table
@@ -125,13 +125,9 @@ def make_algorithm(cfg: Config, problem: SupernetProblem) -> tuple[NSGA2, object
                              distance=distance)
     algo = NSGA2(encoding, pop_size=cfg.population, num_objectives=1, extra=novelty,
                  extra_update="offspring")
-    params = algo.default_params()
-    params = params.replace(extra={"k": jnp.int32(cfg.k)})
+    params = algo.default_params().replace(extra={"k": jnp.int32(cfg.k)})
     if cfg.genome == "real":
-        cx = dict(params.crossover, eta=jnp.float32(cfg.sbx_eta), prob=jnp.float32(cfg.sbx_prob))
-        mut = dict(params.mutation, eta=jnp.float32(cfg.pm_eta), prob=jnp.float32(1.0),
-                   prob_var=jnp.float32(cfg.pm_prob_var))
-        params = params.replace(crossover=cx, mutation=mut)
+        params = nevonas_params(params, cfg.sbx_eta, cfg.sbx_prob, cfg.pm_eta, cfg.pm_prob_var)
     return algo, params
 
 
